@@ -1,0 +1,63 @@
+"""Async SQLAlchemy engine and sessions for a service's own database."""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from emporium_kit.settings import DatabaseSettings
+
+# Errors that mean "the database is not reachable right now" (a 503, not a 500).
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    ConnectionRefusedError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
+    return create_async_engine(
+        settings.url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout_seconds,
+        pool_recycle=settings.pool_recycle_seconds,
+        pool_pre_ping=True,
+        echo=settings.echo,
+        connect_args={
+            "timeout": 5,
+            "command_timeout": max(1.0, settings.statement_timeout_ms / 1000 + 1),
+            "server_settings": {
+                "application_name": application_name,
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "idle_in_transaction_session_timeout": "60000",
+            },
+        },
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def database_name(url: str) -> str:
+    name = make_url(url).database
+    if not name:
+        raise ValueError("the database URL names no database")
+    return name

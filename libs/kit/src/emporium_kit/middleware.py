@@ -1,0 +1,184 @@
+"""Pure ASGI middleware shared by every service.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request cost to a few
+function calls and lets bodies stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from emporium_kit.context import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from emporium_kit.problems import problem_response
+
+log = structlog.get_logger("emporium.access")
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+)
+# Swagger UI loads its bundle from the gateway itself (see the gateway's docs
+# route); everything else is JSON, for which the strictest policy is right.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
+class RequestContextMiddleware:
+    """Request id, security headers and one access-log line per request.
+
+    The request id comes from a valid client ``X-Request-ID`` or is generated;
+    it is bound to the log context, exposed to code through a contextvar and
+    echoed on the response.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, docs_paths: Iterable[str] = ("/docs", "/docs/oauth2-redirect")
+    ) -> None:
+        self.app = app
+        self.docs_paths = frozenset(docs_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = accept_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        token = request_id_var.set(request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        csp = DOCS_CSP if scope["path"] in self.docs_paths else API_CSP
+        started = time.perf_counter()
+        status = 500
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                for name, value in SECURITY_HEADERS:
+                    headers.setdefault(name, value)
+                headers.setdefault("content-security-policy", csp)
+                if "server" in headers:
+                    del headers["server"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Answer with a problem document that still carries the request id;
+            # the traceback goes to the log, never to the client.
+            log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
+            if not started:
+                await problem_response(500, detail="An unexpected error occurred.")(
+                    scope, receive, send_with_headers
+                )
+            else:
+                raise
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+            request_id_var.reset(token)
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive`` so that frameworks re-raise it untouched."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"Request bodies are limited to {limit} bytes.")
+
+
+class BodyGuardMiddleware:
+    """Refuses oversized bodies (413) and non-JSON bodies (415) before any route runs.
+
+    The size is checked against ``Content-Length`` and, for chunked uploads,
+    while the body streams in, so a lying client is cut off too.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await problem_response(400, detail="Invalid Content-Length header.")(
+                    scope, receive, send
+                )
+                return
+            if int(length) > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
+        content_type = headers.get("content-type")
+        if has_body and (content_type is None or not _is_json(content_type)):
+            await problem_response(
+                415,
+                code="unsupported-media-type",
+                detail="Request bodies must be application/json.",
+            )(scope, receive, send)
+            return
+
+        received = 0
+        response_started = False
+
+        async def guarded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(self.max_body_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await problem_response(
+            413,
+            code="body-too-large",
+            detail=f"Request bodies are limited to {self.max_body_bytes} bytes.",
+            headers={"Connection": "close"},
+        )(scope, receive, send)

@@ -1,0 +1,52 @@
+"""Access-token revocations kept in Redis, written by users and read by the gateway.
+
+Access tokens are stateless, so "stop working now" needs a shared list:
+
+* a revoked session (logout, deleted session, refresh-token reuse) is a key
+  ``auth:revoked-session:<sid>`` that lives as long as an access token can;
+* a role change or password reset bumps the user's token version; the key
+  ``auth:token-version:<uid>`` holds the lowest version still accepted.
+
+Both checks are one ``MGET``. Redis keeps nothing on disk here, so the users
+service also checks its database on its own routes (defence in depth).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+from emporium_kit.auth import Principal
+
+SESSION_PREFIX = "auth:revoked-session:"
+VERSION_PREFIX = "auth:token-version:"
+
+
+class RevocationList:
+    def __init__(self, redis: Redis, *, ttl_seconds: int) -> None:
+        self._redis = redis
+        # A revocation only needs to outlive the tokens it refuses.
+        self._ttl = ttl_seconds
+
+    async def revoke_session(self, session_id: UUID) -> None:
+        await self._redis.set(f"{SESSION_PREFIX}{session_id}", b"1", ex=self._ttl)
+
+    async def revoke_sessions(self, session_ids: list[UUID]) -> None:
+        if not session_ids:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in session_ids:
+                pipe.set(f"{SESSION_PREFIX}{session_id}", b"1", ex=self._ttl)
+            await pipe.execute()
+
+    async def require_token_version(self, user_id: UUID, minimum: int) -> None:
+        await self._redis.set(f"{VERSION_PREFIX}{user_id}", str(minimum).encode(), ex=self._ttl)
+
+    async def is_revoked(self, principal: Principal) -> bool:
+        session_flag, minimum = await self._redis.mget(
+            f"{SESSION_PREFIX}{principal.session_id}", f"{VERSION_PREFIX}{principal.user_id}"
+        )
+        if session_flag is not None:
+            return True
+        return minimum is not None and principal.token_version < int(minimum)
