@@ -58,13 +58,13 @@ class RequestContextMiddleware:
         csp = DOCS_CSP if scope["path"] in self.docs_paths else API_CSP
         started = time.perf_counter()
         status = 500
-        started = False
+        responded = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
-                started = True
+                responded = True
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 for name, value in SECURITY_HEADERS:
@@ -80,7 +80,7 @@ class RequestContextMiddleware:
             # Answer with a problem document that still carries the request id;
             # the traceback goes to the log, never to the client.
             log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
-            if not started:
+            if not responded:
                 await problem_response(500, detail="An unexpected error occurred.")(
                     scope, receive, send_with_headers
                 )

@@ -1,0 +1,63 @@
+# Emporium: every verb a newcomer needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := libs/kit libs/testkit services/users services/gateway stand-ins/mailsink
+PYPROJECTS := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
+SERVICES_WITH_DB := users
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install check-deps migrate run test test-fast lint fmt openapi bench seed clean
+
+help: ## List the make targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
+		$(addprefix -e ,$(dir $(PYPROJECTS)))
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+check-deps: $(STAMP) ## Check that PostgreSQL, Redis and RabbitMQ answer
+	@$(BIN)/python scripts/check_dependencies.py
+
+migrate: check-deps ## Create each service's database if missing and run its migrations
+	@$(BIN)/python scripts/migrate.py
+
+run: migrate ## Start the whole system in the foreground (Ctrl-C stops it)
+	@$(BIN)/honcho start -f Procfile
+
+test: migrate ## Run every test: unit, integration, API, e2e, schemathesis
+	$(BIN)/pytest -n 2 --dist loadfile
+
+lint: $(STAMP) ## ruff, mypy --strict, import-linter, alembic check, OpenAPI drift
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy -p emporium_kit -p users -p gateway -p mailsink
+	$(BIN)/lint-imports
+	@for svc in $(SERVICES_WITH_DB); do (cd services/$$svc && ../../$(BIN)/alembic check) || exit 1; done
+	$(BIN)/python scripts/openapi.py --check
+
+fmt: $(STAMP) ## Format and autofix the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+openapi: $(STAMP) ## Regenerate the committed OpenAPI documents
+	$(BIN)/python scripts/openapi.py
+
+bench: migrate ## Run the benchmarks and print the tables (docs/performance.md)
+	@bash bench/run.sh
+
+seed: migrate ## Create demo users (the admin is created at start-up)
+	$(BIN)/python scripts/seed.py
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,320 @@
+"""Templated email over SMTP: the settings services embed, templates and a retrying sender.
+
+A service keeps its templates in a directory, three files per email::
+
+    order_paid.subject.txt   order_paid.txt   order_paid.html
+
+renders one with :class:`EmailTemplates` and hands the result to
+:class:`EmailSender`, which delivers it as ``multipart/alternative`` and retries
+transient failures before giving up with :class:`EmailDeliveryFailed`.
+"""
+
+import logging
+import re
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import AddressHeader
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from os import PathLike
+from typing import Final, Self
+
+import aiosmtplib
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+__all__ = [
+    "EmailDeliveryFailed",
+    "EmailSender",
+    "EmailTemplateError",
+    "EmailTemplates",
+    "InvalidEmailHeader",
+    "InvalidEmailRecipient",
+    "RenderedEmail",
+    "SmtpSettings",
+    "is_transient_smtp_error",
+]
+
+logger = logging.getLogger(__name__)
+
+# Headers the sender writes itself; extra headers may not replace them.
+RESERVED_HEADERS: Final = frozenset(
+    {
+        "bcc",
+        "cc",
+        "content-transfer-encoding",
+        "content-type",
+        "date",
+        "from",
+        "message-id",
+        "mime-version",
+        "subject",
+        "to",
+    }
+)
+# RFC 5322 section 2.2: printable ASCII except the colon.
+_HEADER_NAME: Final = re.compile(r"[!-9;-~]+")
+
+
+class SmtpSettings(BaseModel):
+    """How to reach the SMTP server. Services embed it in their settings (e.g. ``SMTP__HOST``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="SMTP server host name or address.")
+    port: int = Field(default=1025, ge=1, le=65535, description="SMTP server port.")
+    use_tls: bool = Field(
+        default=False, description="Implicit TLS from the first byte (SMTPS, usually port 465)."
+    )
+    start_tls: bool = Field(
+        default=False, description="Upgrade the connection with STARTTLS (usually port 587)."
+    )
+    username: str | None = Field(default=None, description="AUTH user name; none skips AUTH.")
+    password: SecretStr | None = Field(default=None, description="AUTH password.")
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of each SMTP operation, connecting included."
+    )
+    sender: str = Field(
+        default="Emporium <no-reply@emporium.local>",
+        description="From header and envelope sender: an address, optionally with a name.",
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Deliveries tried before giving up, the first included."
+    )
+    retry_initial_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="Scale of the exponential backoff between attempts (full jitter).",
+    )
+    retry_max_seconds: float = Field(
+        default=5.0, ge=0, description="Longest wait between two attempts."
+    )
+    local_hostname: str | None = Field(
+        default=None, description="Name sent in EHLO; none asks the operating system."
+    )
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.use_tls and self.start_tls:
+            raise ValueError("use_tls and start_tls exclude each other: choose one")
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        if "@" not in parseaddr(self.sender)[1]:
+            raise ValueError(f"sender {self.sender!r} has no email address")
+        return self
+
+    @property
+    def sender_address(self) -> str:
+        """The bare address of :attr:`sender`, used as the envelope sender."""
+        return parseaddr(self.sender)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """An email ready to send: one-line subject, plain text body and HTML body."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class EmailTemplateError(Exception):
+    """A template is missing or refers to a variable the context does not have."""
+
+    code: Final = "email_template_error"
+
+    def __init__(self, template: str, reason: str) -> None:
+        super().__init__(f"email template {template!r}: {reason}")
+        self.template = template
+        self.reason = reason
+
+
+class InvalidEmailRecipient(ValueError):
+    """The recipient is not exactly one email address."""
+
+    code: Final = "invalid_email_recipient"
+
+
+class InvalidEmailHeader(ValueError):
+    """An extra header has an invalid name or would replace one the sender writes."""
+
+    code: Final = "invalid_email_header"
+
+
+class EmailDeliveryFailed(Exception):
+    """The SMTP server did not accept the email, after retrying what could be retried."""
+
+    code: Final = "email_delivery_failed"
+
+    def __init__(self, recipient: str, attempts: int, reason: str) -> None:
+        noun = "attempt" if attempts == 1 else "attempts"
+        super().__init__(f"email delivery failed after {attempts} {noun}: {reason}")
+        self.recipient = recipient
+        self.attempts = attempts
+        self.reason = reason
+
+
+class EmailTemplates:
+    """Renders ``<name>.subject.txt``, ``<name>.txt`` and ``<name>.html`` from one directory.
+
+    HTML templates are autoescaped, text templates are not, and an undefined
+    variable is an error rather than an empty string. Templates are read once
+    and cached.
+    """
+
+    def __init__(self, directory: str | PathLike[str]) -> None:
+        self._environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(directory),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html",), default_for_string=False, default=False
+            ),
+            undefined=jinja2.StrictUndefined,
+            auto_reload=False,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, name: str, context: Mapping[str, object]) -> RenderedEmail:
+        subject = self._render(f"{name}.subject.txt", context)
+        return RenderedEmail(
+            # A header is one line: template newlines must not become header folding or
+            # injection.
+            subject=" ".join(subject.split()),
+            text=self._render(f"{name}.txt", context),
+            html=self._render(f"{name}.html", context),
+        )
+
+    def _render(self, template_name: str, context: Mapping[str, object]) -> str:
+        try:
+            return self._environment.get_template(template_name).render(context)
+        except jinja2.TemplateNotFound as error:
+            raise EmailTemplateError(template_name, "not found") from error
+        except jinja2.UndefinedError as error:
+            raise EmailTemplateError(template_name, error.message or "undefined") from error
+
+
+def is_transient_smtp_error(error: BaseException) -> bool:
+    """Whether trying again later may succeed: 4xx replies, timeouts, refused or lost connections.
+
+    5xx replies (a refused recipient, failed authentication) and missing server
+    features are permanent.
+    """
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(400 <= r.code < 500 for r in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return 400 <= error.code < 500
+    if isinstance(error, aiosmtplib.SMTPNotSupported | ssl.SSLError):
+        return False  # a missing extension or a failed TLS handshake will fail again
+    return isinstance(
+        error,
+        aiosmtplib.SMTPServerDisconnected
+        | aiosmtplib.SMTPConnectError
+        | aiosmtplib.SMTPTimeoutError
+        | OSError,
+    )
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    logger.warning(
+        "email delivery attempt %d failed (%s: %s); retrying in %.2fs",
+        state.attempt_number,
+        type(error).__name__,
+        error,
+        wait,
+    )
+
+
+class EmailSender:
+    """Delivers rendered emails through the SMTP server in :class:`SmtpSettings`.
+
+    Each :meth:`send` opens its own connection, so one sender serves concurrent
+    requests. A retry after a connection lost at the very end of DATA may
+    deliver an email twice; for notifications that is better than not at all.
+    """
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._settings = settings
+        # The Message-ID domain comes from the sender so make_msgid never asks DNS.
+        self._message_id_domain = settings.sender_address.rpartition("@")[2]
+
+    def build_message(
+        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
+    ) -> EmailMessage:
+        """The ``multipart/alternative`` message :meth:`send` delivers."""
+        message = EmailMessage()
+        message["From"] = self._settings.sender
+        message["To"] = to
+        to_header = message["To"]
+        if not isinstance(to_header, AddressHeader) or len(to_header.addresses) != 1:
+            raise InvalidEmailRecipient(f"expected exactly one email address, got {to!r}")
+        if not to_header.addresses[0].domain:
+            raise InvalidEmailRecipient(f"{to!r} has no domain")
+        message["Subject"] = email.subject
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = make_msgid(domain=self._message_id_domain)
+        for name, value in (headers or {}).items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise InvalidEmailHeader(f"{name!r} is not a valid header name")
+            if name.lower() in RESERVED_HEADERS:
+                raise InvalidEmailHeader(f"{name} is set by the sender and cannot be replaced")
+            message[name] = value
+        # Quoted-printable keeps every part 7-bit, so no relay needs 8BITMIME.
+        message.set_content(email.text, cte="quoted-printable")
+        message.add_alternative(email.html, subtype="html", cte="quoted-printable")
+        return message
+
+    async def send(
+        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Send ``email`` to the single address ``to``, with ``headers`` added (X-Request-ID...).
+
+        Raises :class:`EmailDeliveryFailed` once the server refused the email for
+        good or every attempt failed; :class:`InvalidEmailRecipient` and
+        :class:`InvalidEmailHeader` before trying when the input is wrong.
+        """
+        message = self.build_message(to, email, headers=headers)
+        recipient = str(message["To"].addresses[0].addr_spec)
+        settings = self._settings
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(settings.max_attempts),
+            wait=wait_random_exponential(
+                multiplier=settings.retry_initial_seconds, max=settings.retry_max_seconds
+            ),
+            retry=retry_if_exception(is_transient_smtp_error),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    await self._deliver(message, recipient)
+        except (aiosmtplib.SMTPException, OSError) as error:
+            raise EmailDeliveryFailed(to, attempts, f"{type(error).__name__}: {error}") from error
+
+    async def _deliver(self, message: EmailMessage, recipient: str) -> None:
+        settings = self._settings
+        await aiosmtplib.send(
+            message,
+            sender=settings.sender_address,
+            recipients=[recipient],
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            use_tls=settings.use_tls,
+            start_tls=settings.start_tls,
+            timeout=settings.timeout_seconds,
+            local_hostname=settings.local_hostname,
+        )

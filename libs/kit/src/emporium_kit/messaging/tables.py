@@ -1,0 +1,54 @@
+"""Outbox and inbox tables, defined in each service's own MetaData (and migrations)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+def define_outbox_table(metadata: sa.MetaData, *, name: str = "outbox") -> sa.Table:
+    """The transactional outbox: one row per event, written with the state change.
+
+    The relay reads rows with ``published_at IS NULL`` and ``next_attempt_at <= now()``;
+    the partial index keeps that lookup small however many published rows are kept.
+    """
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("routing_key", sa.Text(), nullable=False),
+        sa.Column("payload", JSONB(), nullable=False),
+        sa.Column("headers", JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column(
+            "next_attempt_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+    )
+    sa.Index(
+        f"ix_{name}_pending_next_attempt_at",
+        table.c.next_attempt_at,
+        postgresql_where=table.c.published_at.is_(None),
+    )
+    return table
+
+
+def define_inbox_table(metadata: sa.MetaData, *, name: str = "inbox") -> sa.Table:
+    """The consumer inbox: the message ids each consumer has already handled."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("consumer", sa.Text(), primary_key=True),
+        sa.Column("message_id", sa.Uuid(), primary_key=True),
+        sa.Column(
+            "processed_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+    )

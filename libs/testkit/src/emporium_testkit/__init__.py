@@ -1,0 +1,1 @@
+"""Helpers for Emporium's tests: real servers, isolated per xdist worker."""

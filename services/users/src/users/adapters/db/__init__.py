@@ -1,0 +1,1 @@
+"""PostgreSQL persistence of the users service."""

@@ -1,0 +1,1 @@
+"""The identity domain: rules and errors, free of frameworks."""

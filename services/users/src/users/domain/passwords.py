@@ -1,0 +1,24 @@
+"""The password policy of the contract: 8-128 characters, a letter and a digit."""
+
+from __future__ import annotations
+
+MIN_LENGTH = 8
+MAX_LENGTH = 128
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` breaks the policy, or None if it is acceptable."""
+    if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
+        return f"must be {MIN_LENGTH} to {MAX_LENGTH} characters long"
+    if not any(ch.isalpha() for ch in password):
+        return "must contain at least one letter"
+    if not any(ch.isdigit() for ch in password):
+        return "must contain at least one digit"
+    if "\x00" in password:
+        return "must not contain NUL characters"
+    return None
+
+
+def normalize_email(email: str) -> str:
+    """The form emails are compared in: case-insensitive, surrounding space ignored."""
+    return email.strip().casefold()

@@ -1,0 +1,96 @@
+"""Request-scoped dependencies: the use-case ports, the caller, their client info."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
+
+from emporium_kit.auth import InvalidToken, Principal, TokenVerifier, bearer_token
+from emporium_kit.problems import ProblemError
+from fastapi import Depends, Request
+
+from users.domain.model import ClientInfo, User
+from users.use_cases.authenticate import authenticate
+from users.use_cases.deps import IdentityDeps
+
+_BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+def identity(request: Request) -> IdentityDeps:
+    deps: IdentityDeps = request.app.state.identity
+    return deps
+
+
+Identity = Annotated[IdentityDeps, Depends(identity)]
+
+
+async def principal(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise ProblemError(
+                401, "unauthenticated", "A bearer token is required.", headers=_BEARER
+            )
+        return await verifier.verify(token)
+    except InvalidToken as exc:
+        raise ProblemError(401, exc.code, str(exc), headers=_BEARER) from exc
+
+
+async def current_user(
+    deps: Identity, caller: Annotated[Principal, Depends(principal)]
+) -> tuple[User, Principal]:
+    return await authenticate(deps, caller), caller
+
+
+Caller = Annotated[tuple[User, Principal], Depends(current_user)]
+
+
+def require_permission(permission: str) -> Callable[..., Awaitable[tuple[User, Principal]]]:
+    async def check(caller: Caller) -> tuple[User, Principal]:
+        _, who = caller
+        if not who.has(permission):
+            raise ProblemError(403, "forbidden", f"This action needs the {permission} permission.")
+        return caller
+
+    return check
+
+
+def client_info(request: Request) -> ClientInfo:
+    trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (
+        request.app.state.trusted_proxies
+    )
+    peer = request.client.host if request.client else None
+    ip = _client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    agent = request.headers.get("user-agent")
+    return ClientInfo(user_agent=agent[:512] if agent else None, ip=ip)
+
+
+def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _client_ip(
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str | None:
+    """The right-most address that is not a trusted proxy; the peer if none forwarded."""
+    peer_ip = _parse_ip(peer)
+    if peer_ip is None:
+        return None
+    if not forwarded_for or not any(peer_ip in net for net in trusted):
+        return str(peer_ip)
+    for hop in reversed(forwarded_for.split(",")):
+        hop_ip = _parse_ip(hop)
+        if hop_ip is None:
+            break
+        if not any(hop_ip in net for net in trusted):
+            return str(hop_ip)
+    return str(peer_ip)

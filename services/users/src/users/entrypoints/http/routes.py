@@ -1,0 +1,199 @@
+"""The identity routes of the public contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from emporium_kit.pagination import CursorCodec, InvalidCursor
+from emporium_kit.problems import ProblemError
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from users.domain.roles import USERS_ADMIN
+from users.entrypoints.http.dependencies import (
+    Caller,
+    Identity,
+    client_info,
+    require_permission,
+)
+from users.entrypoints.http.schemas import (
+    LoginRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    ProfileUpdate,
+    RefreshRequest,
+    RegisterRequest,
+    RolesUpdate,
+    SessionOut,
+    TokenPairOut,
+    UserOut,
+    UserPage,
+)
+from users.use_cases import end_session, manage_users, reset_password
+from users.use_cases.log_in import log_in
+from users.use_cases.refresh_session import refresh_session
+from users.use_cases.register_user import register_user
+
+auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+accounts = APIRouter(prefix="/api/v1/users", tags=["users"])
+wellknown = APIRouter(tags=["keys"])
+
+AdminCaller = Annotated[Any, Depends(require_permission(USERS_ADMIN))]
+_401: dict[int | str, dict[str, Any]] = {401: {"description": "Missing, invalid or revoked token"}}
+
+
+@auth.post("/register", status_code=status.HTTP_201_CREATED, summary="Create an account")
+async def register(body: RegisterRequest, deps: Identity) -> UserOut:
+    user = await register_user(
+        deps, email=str(body.email), password=body.password, full_name=body.full_name
+    )
+    return UserOut.of(user)
+
+
+@auth.post("/login", summary="Start a session", responses=_401)
+async def login(body: LoginRequest, deps: Identity, request: Request) -> TokenPairOut:
+    pair = await log_in(deps, email=body.email, password=body.password, client=client_info(request))
+    return TokenPairOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+    )
+
+
+@auth.post("/refresh", summary="Exchange a refresh token (once) for a new pair", responses=_401)
+async def refresh(body: RefreshRequest, deps: Identity) -> TokenPairOut:
+    pair = await refresh_session(deps, refresh_token=body.refresh_token)
+    return TokenPairOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+    )
+
+
+@auth.post("/logout", status_code=status.HTTP_204_NO_CONTENT, summary="End the session")
+async def logout(body: RefreshRequest, deps: Identity) -> Response:
+    await end_session.log_out(deps, refresh_token=body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@auth.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Email a password-reset link if the account exists",
+)
+async def password_reset_request(body: PasswordResetRequest, deps: Identity) -> dict[str, str]:
+    await reset_password.request_password_reset(deps, email=body.email)
+    return {"status": "accepted"}
+
+
+@auth.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Set a new password with a reset token",
+    responses={400: {"description": "Bad, used or expired token"}},
+)
+async def password_reset_confirm(body: PasswordResetConfirm, deps: Identity) -> Response:
+    await reset_password.confirm_password_reset(
+        deps, token=body.token, new_password=body.new_password
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@auth.get("/sessions", summary="The caller's active sessions", responses=_401)
+async def sessions(deps: Identity, caller: Caller) -> list[SessionOut]:
+    user, principal = caller
+    active = await end_session.list_sessions(deps, user_id=user.id)
+    return [SessionOut.of(s, principal.session_id) for s in active]
+
+
+@auth.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End one of the caller's sessions",
+    responses={**_401, 404: {"description": "Not one of the caller's sessions"}},
+)
+async def delete_session(session_id: UUID, deps: Identity, caller: Caller) -> Response:
+    user, _ = caller
+    await end_session.delete_session(deps, user_id=user.id, session_id=session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@accounts.get("/me", summary="The caller's account", responses=_401)
+async def me(caller: Caller) -> UserOut:
+    user, _ = caller
+    return UserOut.of(user)
+
+
+@accounts.patch("/me", summary="Update the caller's profile", responses=_401)
+async def update_me(body: ProfileUpdate, deps: Identity, caller: Caller) -> UserOut:
+    user, _ = caller
+    changes: dict[str, str | None] = {}
+    fields = body.model_fields_set
+    if "full_name" in fields:
+        if body.full_name is None:
+            raise ProblemError(422, "validation-failed", "full_name cannot be null.")
+        changes["full_name"] = body.full_name
+    if "phone" in fields:
+        changes["phone"] = body.phone
+    return UserOut.of(await manage_users.update_profile(deps, user.id, changes))
+
+
+def _cursor_codec(request: Request) -> CursorCodec:
+    codec: CursorCodec = request.app.state.user_cursors
+    return codec
+
+
+@accounts.get(
+    "",
+    summary="List users (admin)",
+    responses={
+        **_401,
+        403: {"description": "Needs users:admin"},
+        400: {"description": "Bad cursor"},
+    },
+)
+async def list_users(
+    deps: Identity,
+    _admin: AdminCaller,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    email: Annotated[str | None, Query(min_length=1, max_length=254)] = None,
+) -> UserPage:
+    codec = _cursor_codec(request)
+    after: tuple[datetime, UUID] | None = None
+    if cursor is not None:
+        try:
+            position = codec.decode(cursor)
+            after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+        except (InvalidCursor, KeyError, TypeError, ValueError) as exc:
+            raise ProblemError(400, "invalid-cursor", "The cursor is invalid.") from exc
+    users = await manage_users.list_users(deps, limit=limit + 1, after=after, email=email)
+    page, more = users[:limit], len(users) > limit
+    next_cursor = (
+        codec.encode({"c": page[-1].created_at.isoformat(), "i": str(page[-1].id)})
+        if more
+        else None
+    )
+    return UserPage(items=[UserOut.of(u) for u in page], next_cursor=next_cursor)
+
+
+@accounts.put(
+    "/{user_id}/roles",
+    summary="Replace a user's roles (admin)",
+    responses={**_401, 403: {"description": "Needs users:admin"}, 404: {"description": "No user"}},
+)
+async def put_roles(
+    user_id: UUID, body: RolesUpdate, deps: Identity, _admin: AdminCaller
+) -> UserOut:
+    return UserOut.of(await manage_users.set_roles(deps, user_id, body.roles))
+
+
+@wellknown.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks(request: Request) -> Response:
+    return Response(
+        request.app.state.jwks_body,
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )

@@ -1,0 +1,165 @@
+"""The users service's composition root: ``create_app()`` wires adapters into use cases."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import structlog
+from emporium_kit.app import create_service_app
+from emporium_kit.auth import TokenVerifier
+from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine, create_session_factory
+from emporium_kit.email import EmailSender, EmailTemplates
+from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
+from emporium_kit.logging import configure_logging
+from emporium_kit.messaging.relay import OutboxRelay
+from emporium_kit.pagination import CursorCodec, InvalidCursor
+from emporium_kit.revocations import RevocationList
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_random_exponential
+
+from users.adapters.access_tokens import JwtIssuer
+from users.adapters.db.tables import outbox
+from users.adapters.db.unit_of_work import SqlUnitOfWork
+from users.adapters.login_throttle import RedisLoginThrottle
+from users.adapters.passwords import BcryptHasher
+from users.adapters.reset_mailer import SmtpResetMailer
+from users.adapters.revocations import RedisRevocations
+from users.adapters.signing_keys import load_signing_key
+from users.domain import errors
+from users.entrypoints.http.routes import accounts, auth, wellknown
+from users.settings import UsersSettings
+from users.use_cases.bootstrap_admin import bootstrap_admin
+from users.use_cases.deps import IdentityDeps
+
+VERSION = "1.0.0"
+TEMPLATES = Path(__file__).parent / "templates"
+log = structlog.get_logger(__name__)
+
+DOMAIN_ERRORS: dict[type[Exception], int] = {
+    errors.EmailAlreadyRegistered: 409,
+    errors.InvalidCredentials: 401,
+    errors.TooManyLoginFailures: 429,
+    errors.RefreshTokenInvalid: 401,
+    errors.RefreshTokenReused: 401,
+    errors.SessionRevoked: 401,
+    errors.ResetTokenInvalid: 400,
+    errors.UserNotFound: 404,
+    errors.SessionNotFound: 404,
+    errors.UnknownRole: 422,
+    errors.LastAdminRemoval: 409,
+    InvalidCursor: 400,
+}
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def create_app(settings: UsersSettings | None = None) -> FastAPI:
+    settings = settings or UsersSettings()
+    configure_logging("users", level=settings.log_level, json=settings.log_json)
+
+    engine = create_engine(settings.database, application_name="users")
+    session_factory = create_session_factory(engine)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    key = load_signing_key(
+        settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
+        settings.jwt_private_key_file,
+    )
+    mailer = SmtpResetMailer(
+        EmailSender(settings.smtp), EmailTemplates(TEMPLATES), settings.public_web_url
+    )
+    deps = IdentityDeps(
+        uow=lambda: SqlUnitOfWork(session_factory),
+        hasher=BcryptHasher(settings.bcrypt_rounds),
+        tokens=JwtIssuer(key, ttl_seconds=settings.access_token_ttl_seconds),
+        revocations=RedisRevocations(
+            RevocationList(redis, ttl_seconds=settings.access_token_ttl_seconds + 60)
+        ),
+        throttle=RedisLoginThrottle(redis, settings.rate_limit_login_failures),
+        mailer=mailer,
+        clock=SystemClock(),
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        reset_ttl_seconds=settings.password_reset_ttl_seconds,
+    )
+    relay = OutboxRelay(engine, outbox, settings.amqp_url, name="users-outbox")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        background: list[asyncio.Task[object]] = []
+        try:
+            await _create_admin(deps, settings)
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            log.warning("admin_bootstrap_deferred", error=repr(exc))
+            background.append(
+                asyncio.create_task(_bootstrap_admin(deps, settings), name="bootstrap-admin")
+            )
+        if settings.run_outbox_relay:
+            background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        try:
+            yield
+        finally:
+            # Uvicorn has stopped taking requests and finished in-flight ones.
+            await relay.stop()
+            await mailer.drain()
+            for task in background:
+                task.cancel()
+            for task in background:
+                with suppress(asyncio.CancelledError):
+                    await task
+            await relay.close()
+            await redis.aclose()
+            await engine.dispose()
+
+    app = create_service_app(
+        service="users",
+        title="Emporium users",
+        version=VERSION,
+        description="Identity: accounts, sessions, roles and permissions, access-token keys.",
+        settings=settings,
+        lifespan=lifespan,
+        routers=[auth, accounts, wellknown],
+        health_checks={
+            "postgres": postgres_check(engine),
+            "redis": redis_check(redis),
+            "rabbitmq": rabbitmq_check(settings.amqp_url),
+        },
+        domain_errors=DOMAIN_ERRORS,
+        unavailable_errors=(*DATABASE_UNAVAILABLE_ERRORS, RedisError),
+    )
+    app.state.identity = deps
+    app.state.verifier = TokenVerifier.from_keys({key.kid: key.public_key})
+    app.state.jwks_body = orjson.dumps(key.jwks())
+    app.state.user_cursors = CursorCodec(
+        settings.cursor_secret.get_secret_value().encode(), scope="users"
+    )
+    app.state.trusted_proxies = [
+        ipaddress.ip_network(net, strict=False) for net in settings.trusted_proxies
+    ]
+    return app
+
+
+async def _bootstrap_admin(deps: IdentityDeps, settings: UsersSettings) -> None:
+    """Create the configured admin, retrying while the database is not reachable yet."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(DATABASE_UNAVAILABLE_ERRORS),
+        wait=wait_random_exponential(multiplier=0.5, max=10),
+        stop=stop_never,
+    ):
+        with attempt:
+            await _create_admin(deps, settings)
+
+
+async def _create_admin(deps: IdentityDeps, settings: UsersSettings) -> None:
+    await bootstrap_admin(
+        deps, email=settings.admin_email, password=settings.admin_password.get_secret_value()
+    )

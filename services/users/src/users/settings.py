@@ -1,0 +1,110 @@
+"""Configuration of the users service, from environment variables.
+
+Service-specific variables carry the ``USERS_`` prefix; the ones the contract
+names (``ADMIN_EMAIL``, ``PUBLIC_WEB_URL``, ``RATE_LIMIT_LOGIN_FAILURES``,
+``SMTP_*``) are read by exactly those names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emporium_kit.email import SmtpSettings
+from emporium_kit.settings import DatabaseSettings, ServiceSettings
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+DEV_ADMIN_EMAIL = "admin@emporium.local"
+DEV_ADMIN_PASSWORD = "admin-dev-password-1"  # noqa: S105 - documented development default
+DEV_CURSOR_SECRET = "dev-cursor-secret-change-me"  # noqa: S105 - refused in production
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class UsersSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="USERS_", env_file=".env", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
+    port: int = Field(default=8001, description="HTTP port of the users service.")
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/emporium_users",
+        description="The users service's own PostgreSQL database.",
+    )
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    jwt_private_key: SecretStr | None = Field(
+        default=None,
+        description="PEM of the Ed25519 signing key. Required in production.",
+    )
+    jwt_private_key_file: Path = Field(
+        default=REPO_ROOT / "var" / "keys" / "users-ed25519.pem",
+        description="Development only: the key is generated here once when no key is set.",
+    )
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=3_600)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16, description="bcrypt cost factor.")
+    password_reset_ttl_seconds: int = Field(default=1_800, ge=60)
+    cursor_secret: SecretStr = Field(
+        default=SecretStr(DEV_CURSOR_SECRET), description="HMAC key that signs page cursors."
+    )
+    trusted_proxies: list[str] = Field(
+        default=["127.0.0.1/32", "::1/128"],
+        description="Peers whose X-Forwarded-For is believed (the gateway).",
+    )
+
+    admin_email: str = Field(default=DEV_ADMIN_EMAIL, validation_alias=_alias("ADMIN_EMAIL"))
+    admin_password: SecretStr = Field(
+        default=SecretStr(DEV_ADMIN_PASSWORD), validation_alias=_alias("ADMIN_PASSWORD")
+    )
+    public_web_url: str = Field(
+        default="http://localhost:3000", validation_alias=_alias("PUBLIC_WEB_URL")
+    )
+    rate_limit_login_failures: str = Field(
+        default="5/15minute", validation_alias=_alias("RATE_LIMIT_LOGIN_FAILURES")
+    )
+    smtp_host: str = Field(default="127.0.0.1", validation_alias=_alias("SMTP_HOST"))
+    smtp_port: int = Field(default=1025, validation_alias=_alias("SMTP_PORT"))
+    smtp_use_tls: bool = Field(default=False, validation_alias=_alias("SMTP_USE_TLS"))
+    smtp_start_tls: bool = Field(default=False, validation_alias=_alias("SMTP_START_TLS"))
+    smtp_username: str | None = Field(default=None, validation_alias=_alias("SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(default=None, validation_alias=_alias("SMTP_PASSWORD"))
+    smtp_sender: str = Field(
+        default="Emporium <no-reply@emporium.local>", validation_alias=_alias("SMTP_SENDER")
+    )
+    run_outbox_relay: bool = Field(
+        default=True, description="Publish outbox events from this process."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_development_defaults_in_production(self) -> UsersSettings:
+        if self.environment != "production":
+            return self
+        if self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD:
+            raise ValueError("ADMIN_PASSWORD must be set in production")
+        if self.cursor_secret.get_secret_value() == DEV_CURSOR_SECRET:
+            raise ValueError("USERS_CURSOR_SECRET must be set in production")
+        if self.jwt_private_key is None:
+            raise ValueError("USERS_JWT_PRIVATE_KEY must be set in production")
+        return self
+
+    @property
+    def database(self) -> DatabaseSettings:
+        return DatabaseSettings(
+            url=self.database_url, pool_size=self.db_pool_size, max_overflow=self.db_max_overflow
+        )
+
+    @property
+    def smtp(self) -> SmtpSettings:
+        return SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            use_tls=self.smtp_use_tls,
+            start_tls=self.smtp_start_tls,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            sender=self.smtp_sender,
+        )

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from users.domain.errors import InvalidCredentials, TooManyLoginFailures
+from users.domain.model import ClientInfo, TokenPair, User
+from users.domain.passwords import normalize_email
+from users.domain.secrets import new_token
+from users.use_cases.deps import IdentityDeps
+from users.use_cases.ports import UnitOfWork
+
+
+async def log_in(deps: IdentityDeps, *, email: str, password: str, client: ClientInfo) -> TokenPair:
+    """Start a session: one refresh-token family per login.
+
+    The throttle is keyed by the normalised email whether or not an account
+    exists, and a missing account costs a bcrypt verify too, so neither the
+    answer nor its timing tells which emails are registered.
+    """
+    key = normalize_email(email)
+    retry_after = await deps.throttle.retry_after(key)
+    if retry_after is not None:
+        raise TooManyLoginFailures(retry_after)
+    async with deps.uow() as uow:
+        credentials = await uow.users.credentials_by_email(key)
+    valid = await deps.hasher.verify(password, credentials.password_hash if credentials else None)
+    if credentials is None or not valid:
+        await deps.throttle.record_failure(key)
+        raise InvalidCredentials
+    await deps.throttle.reset(key)
+    async with deps.uow() as uow:
+        session = await uow.sessions.start(
+            user_id=credentials.user.id,
+            client=client,
+            expires_at=deps.clock.now() + timedelta(seconds=deps.refresh_ttl_seconds),
+        )
+        pair = await issue_pair(deps, uow, credentials.user, session.id)
+        await uow.commit()
+    return pair
+
+
+async def issue_pair(
+    deps: IdentityDeps, uow: UnitOfWork, user: User, session_id: UUID
+) -> TokenPair:
+    """A fresh access token and the next refresh token of ``session_id``'s family."""
+    refresh_token, refresh_hash = new_token()
+    await uow.sessions.add_refresh_token(session_id, refresh_hash)
+    permissions = await uow.users.permissions_of(user.roles)
+    access_token = deps.tokens.issue(user=user, session_id=session_id, permissions=permissions)
+    return TokenPair(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_in=deps.tokens.ttl_seconds,
+    )

@@ -1,0 +1,144 @@
+"""The ports the use cases need; adapters implement them, tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+from uuid import UUID
+
+from users.domain.model import ClientInfo, Credentials, Session, User
+
+
+class UserRepository(Protocol):
+    async def add(
+        self, *, email: str, password_hash: str, full_name: str, roles: Sequence[str]
+    ) -> User | None:
+        """The new user, or None when the email is taken."""
+
+    async def get(self, user_id: UUID) -> User | None: ...
+
+    async def get_in_session(self, user_id: UUID, session_id: UUID) -> User | None:
+        """The user, only while ``session_id`` is one of their active sessions."""
+
+    async def credentials_by_email(self, email: str) -> Credentials | None: ...
+
+    async def update_profile(self, user_id: UUID, changes: dict[str, str | None]) -> User: ...
+
+    async def set_password(self, user_id: UUID, password_hash: str) -> int:
+        """Store the hash and bump the token version; returns the new version."""
+
+    async def set_roles(self, user_id: UUID, roles: Sequence[str]) -> int:
+        """Replace the roles and bump the token version; returns the new version."""
+
+    async def known_roles(self) -> set[str]: ...
+
+    async def count_with_role(self, role: str) -> int: ...
+
+    async def permissions_of(self, roles: Sequence[str]) -> list[str]: ...
+
+    async def page(
+        self, *, limit: int, after: tuple[datetime, UUID] | None, email: str | None
+    ) -> list[User]: ...
+
+
+class SessionRepository(Protocol):
+    async def start(
+        self, *, user_id: UUID, client: ClientInfo, expires_at: datetime
+    ) -> Session: ...
+
+    async def get(self, session_id: UUID) -> Session | None: ...
+
+    async def add_refresh_token(self, session_id: UUID, token_hash: bytes) -> None: ...
+
+    async def use_refresh_token(self, token_hash: bytes) -> UUID | None:
+        """Mark an unused token used (atomically); its session id, or None."""
+
+    async def refresh_token_session(self, token_hash: bytes) -> UUID | None:
+        """The session of a known token, used or not."""
+
+    async def touch(self, session_id: UUID) -> None: ...
+
+    async def revoke(self, session_id: UUID, reason: str) -> bool:
+        """Revoke an active session; False if it was already revoked."""
+
+    async def revoke_all(self, user_id: UUID, reason: str) -> list[UUID]: ...
+
+    async def active_for_user(self, user_id: UUID) -> list[Session]: ...
+
+
+class ResetTokenRepository(Protocol):
+    async def add(self, user_id: UUID, token_hash: bytes, expires_at: datetime) -> None: ...
+
+    async def consume(self, token_hash: bytes) -> UUID | None:
+        """Mark an unused, unexpired token used; its user id, or None."""
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    sessions: SessionRepository
+    reset_tokens: ResetTokenRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
+        """Record an integration event, published only if the unit of work commits."""
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        """Constant work whether or not a hash exists (no user enumeration by timing)."""
+
+
+class AccessTokenIssuer(Protocol):
+    ttl_seconds: int
+
+    def issue(
+        self,
+        *,
+        user: User,
+        session_id: UUID,
+        permissions: Sequence[str],
+    ) -> str: ...
+
+
+class Revocations(Protocol):
+    """Tells the gateway, through Redis, which access tokens stop working now."""
+
+    async def revoke_sessions(self, session_ids: list[UUID]) -> None: ...
+
+    async def require_token_version(self, user_id: UUID, minimum: int) -> None: ...
+
+
+class LoginThrottle(Protocol):
+    async def retry_after(self, email: str) -> int | None:
+        """Seconds to wait when the account's failure budget is spent, else None."""
+
+    async def record_failure(self, email: str) -> None: ...
+
+    async def reset(self, email: str) -> None: ...
+
+
+class ResetMailer(Protocol):
+    def send_reset_link(self, *, to: str, full_name: str, token: str, expires_minutes: int) -> None:
+        """Queue the password-reset email (delivery retries on its own)."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

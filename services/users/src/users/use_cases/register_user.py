@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from users.domain.errors import EmailAlreadyRegistered
+from users.domain.model import User
+from users.domain.passwords import normalize_email
+from users.domain.roles import CUSTOMER
+from users.use_cases.deps import IdentityDeps
+
+USER_REGISTERED = "users.user_registered.v1"
+
+
+async def register_user(deps: IdentityDeps, *, email: str, password: str, full_name: str) -> User:
+    password_hash = await deps.hasher.hash(password)
+    async with deps.uow() as uow:
+        user = await uow.users.add(
+            email=email.strip(),
+            password_hash=password_hash,
+            full_name=full_name,
+            roles=[CUSTOMER],
+        )
+        if user is None:
+            raise EmailAlreadyRegistered
+        await uow.add_event(
+            USER_REGISTERED,
+            {
+                "user_id": str(user.id),
+                "email": normalize_email(user.email),
+                "full_name": user.full_name,
+                "registered_at": user.created_at.isoformat(),
+            },
+        )
+        await uow.commit()
+    return user

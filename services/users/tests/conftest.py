@@ -1,0 +1,172 @@
+"""Fixtures for the users service: a migrated database per xdist worker, its own
+Redis database, a real mail sink process, and the ASGI app driven by httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from emporium_testkit.isolation import migrate_fresh, redis_url, test_database_url, truncate_all
+from emporium_testkit.processes import ChildProcess, free_port
+from users.main import create_app
+from users.settings import UsersSettings
+
+SERVICE_ROOT = Path(__file__).resolve().parents[1]
+SEED_TABLES = ("roles", "permissions", "role_permissions")
+ADMIN_EMAIL = "root@emporium.test"
+ADMIN_PASSWORD = "root-password-1"
+PASSWORD = "correct-horse-9"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = test_database_url("emporium_users")
+    migrate_fresh(url, SERVICE_ROOT / "alembic.ini")
+    return url
+
+
+@pytest.fixture(scope="session")
+def mail_sink() -> Iterator[tuple[str, int]]:
+    smtp_port, http_port = free_port(), free_port()
+    sink = ChildProcess(
+        "mailsink",
+        env={"MAILSINK_SMTP_PORT": str(smtp_port), "MAILSINK_HTTP_PORT": str(http_port)},
+    )
+    base = f"http://127.0.0.1:{http_port}"
+    sink.wait_until_ready(f"{base}/livez")
+    yield base, smtp_port
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, mail_sink: tuple[str, int], tmp_path_factory: pytest.TempPathFactory
+) -> UsersSettings:
+    _, smtp_port = mail_sink
+    return UsersSettings(
+        database_url=database_url,
+        redis_url=redis_url(0),
+        bcrypt_rounds=4,
+        smtp_port=smtp_port,
+        public_web_url="https://shop.example.test",
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
+        rate_limit_login_failures="5/15minute",
+        jwt_private_key_file=tmp_path_factory.mktemp("keys") / "users.pem",
+        run_outbox_relay=False,
+        log_json=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def mail_api(mail_sink: tuple[str, int]) -> str:
+    return mail_sink[0]
+
+
+@pytest.fixture
+async def redis(settings: UsersSettings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def app(settings: UsersSettings, database_url: str, mail_api: str) -> AsyncIterator[FastAPI]:
+    await truncate_all(database_url, keep=SEED_TABLES)
+    flush = Redis.from_url(settings.redis_url)
+    await flush.flushdb()
+    await flush.aclose()
+    async with httpx.AsyncClient() as mail:
+        await mail.delete(f"{mail_api}/api/v1/messages")
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://users.test") as http:
+        yield http
+
+
+class Identity:
+    """Drives the identity routes the way a client does."""
+
+    password = PASSWORD
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def register(self, email: str, **extra: Any) -> dict[str, Any]:
+        body = {"email": email, "password": PASSWORD, "full_name": "Test User", **extra}
+        response = await self.http.post("/api/v1/auth/register", json=body)
+        assert response.status_code == 201, response.text
+        user: dict[str, Any] = response.json()
+        return user
+
+    async def login(
+        self, email: str, password: str = PASSWORD, **headers: str
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        pair: dict[str, Any] = response.json()
+        return pair
+
+    async def refresh(self, refresh_token: str) -> httpx.Response:
+        return await self.http.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+    async def me(self, pair: dict[str, Any]) -> httpx.Response:
+        return await self.http.get("/api/v1/users/me", headers=self.bearer(pair))
+
+    @staticmethod
+    def bearer(pair: dict[str, Any]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {pair['access_token']}"}
+
+    async def admin(self) -> dict[str, Any]:
+        return await self.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def identity(client: httpx.AsyncClient) -> Identity:
+    return Identity(client)
+
+
+class MailSink:
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    async def messages_to(self, address: str) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.base) as http:
+            listing = (await http.get("/api/v1/messages")).json()["messages"]
+            found = []
+            for summary in listing:
+                if any(to["Address"] == address for to in summary["To"]):
+                    found.append((await http.get(f"/api/v1/message/{summary['ID']}")).json())
+            return found
+
+    async def wait_for(self, address: str, timeout: float = 10.0) -> dict[str, Any]:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            messages = await self.messages_to(address)
+            if messages:
+                return messages[0]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no email to {address} within {timeout}s")
+
+
+@pytest.fixture
+def mail(mail_api: str) -> MailSink:
+    return MailSink(mail_api)
