@@ -20,7 +20,9 @@ HOW_TO_START = {
 def reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 3):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 3
+        ):
             return True
     except OSError:
         return False
@@ -36,7 +38,10 @@ def main() -> int:
     missing = [name for name, (url, port) in targets.items() if not reachable(url, port)]
     for name in missing:
         url, _ = targets[name]
-        print(f"error: {name} is not reachable at {urlsplit(url).netloc.split('@')[-1]}.", file=sys.stderr)
+        print(
+            f"error: {name} is not reachable at {urlsplit(url).netloc.split('@')[-1]}.",
+            file=sys.stderr,
+        )
         print(f"       Start it with: {HOW_TO_START[name]}", file=sys.stderr)
     if missing:
         return 1

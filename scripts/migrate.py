@@ -1,7 +1,7 @@
 """Create every service's database if missing and bring it to the newest migration.
 
-    python scripts/migrate.py            # every service
-    python scripts/migrate.py users      # one service
+python scripts/migrate.py            # every service
+python scripts/migrate.py users      # one service
 """
 
 from __future__ import annotations

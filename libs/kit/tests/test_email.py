@@ -11,6 +11,8 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic import SecretStr, ValidationError
+
 from emporium_kit.email import (
     EmailDeliveryFailed,
     EmailSender,
@@ -23,7 +25,6 @@ from emporium_kit.email import (
     is_transient_smtp_error,
 )
 from mailsink import MailSink, MailSinkSettings
-from pydantic import SecretStr, ValidationError
 
 TEMPLATE_FILES = {
     "order_shipped.subject.txt": "Ihre Bestellung {{ order_number }} ist unterwegs ✓\n",

@@ -3,6 +3,7 @@ Redis database, a real mail sink process, and the ASGI app driven by httpx."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,7 @@ class Identity:
         user: dict[str, Any] = response.json()
         return user
 
-    async def login(
-        self, email: str, password: str = PASSWORD, **headers: str
-    ) -> dict[str, Any]:
+    async def login(self, email: str, password: str = PASSWORD, **headers: str) -> dict[str, Any]:
         response = await self.http.post(
             "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
         )
@@ -154,17 +153,15 @@ class MailSink:
                     found.append((await http.get(f"/api/v1/message/{summary['ID']}")).json())
             return found
 
-    async def wait_for(self, address: str, timeout: float = 10.0) -> dict[str, Any]:
-        import asyncio
-
+    async def wait_for(self, address: str, within_seconds: float = 10.0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within_seconds
         while loop.time() < deadline:
             messages = await self.messages_to(address)
             if messages:
                 return messages[0]
             await asyncio.sleep(0.05)
-        raise AssertionError(f"no email to {address} within {timeout}s")
+        raise AssertionError(f"no email to {address} within {within_seconds}s")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import pytest_asyncio
+
 from mailsink.mailbox import Mailbox
 from mailsink.message import CapturedMessage
 from mailsink.parsing import parse_message

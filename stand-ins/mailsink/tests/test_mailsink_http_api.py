@@ -3,6 +3,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 import pytest_asyncio
+
 from mailsink.http_api import create_app
 from mailsink.mailbox import Mailbox
 from mailsink.message import CapturedMessage

@@ -1,6 +1,7 @@
 from collections.abc import Callable
 
 import pytest
+
 from mailsink.mailbox import Mailbox
 from mailsink.message import CapturedMessage
 from mailsink.search import SearchQuery

@@ -9,6 +9,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import httpx
 import pytest
+
 from mailsink.settings import MailSinkSettings
 from mailsink.sink import MailSink
 

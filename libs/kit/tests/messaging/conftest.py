@@ -14,18 +14,19 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
-from emporium_kit.messaging import (
-    dead_letter_queue_name,
-    declare_events_exchange,
-    define_inbox_table,
-    define_outbox_table,
-)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
+)
+
+from emporium_kit.messaging import (
+    dead_letter_queue_name,
+    declare_events_exchange,
+    define_inbox_table,
+    define_outbox_table,
 )
 
 from .support import AMQP_URL, POSTGRES_URL, BrokerProxy, MessagingTables

@@ -10,6 +10,8 @@ from typing import Any
 import aio_pika
 import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from emporium_kit.messaging import (
     EventConsumer,
     EventEnvelope,
@@ -17,7 +19,6 @@ from emporium_kit.messaging import (
     dead_letter_queue_name,
     declare_events_exchange,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .support import AMQP_URL, MessagingTables, wait_until
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractQueue
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from emporium_kit.messaging import (
     EventEnvelope,
     OutboxRelay,
@@ -17,7 +19,6 @@ from emporium_kit.messaging import (
     declare_events_exchange,
     define_outbox_table,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .support import AMQP_URL, BrokerProxy, MessagingTables, drain, wait_until
 

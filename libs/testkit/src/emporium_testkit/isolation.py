@@ -51,7 +51,8 @@ def migrate_fresh(url: str, alembic_ini: Path) -> None:
 async def _recreate(url: str) -> None:
     parsed = make_url(url)
     name = parsed.database
-    assert name and name.endswith(f"_test_{worker_id()}"), "refusing to drop a non-test database"
+    if not name or not name.endswith(f"_test_{worker_id()}"):
+        raise ValueError(f"refusing to drop {name!r}: not this worker's test database")
     conn = await asyncpg.connect(
         host=parsed.host, port=parsed.port or 5432, user=parsed.username, database="postgres"
     )

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import orjson
 import structlog
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_random_exponential
+
 from emporium_kit.app import create_service_app
 from emporium_kit.auth import TokenVerifier
 from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine, create_session_factory
@@ -20,11 +25,6 @@ from emporium_kit.logging import configure_logging
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.pagination import CursorCodec, InvalidCursor
 from emporium_kit.revocations import RevocationList
-from fastapi import FastAPI
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_random_exponential
-
 from users.adapters.access_tokens import JwtIssuer
 from users.adapters.db.tables import outbox
 from users.adapters.db.unit_of_work import SqlUnitOfWork

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emporium_kit.email import SmtpSettings
-from emporium_kit.settings import DatabaseSettings, ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from emporium_kit.email import SmtpSettings
+from emporium_kit.settings import DatabaseSettings, ServiceSettings
 
 DEV_ADMIN_EMAIL = "admin@emporium.local"
 DEV_ADMIN_PASSWORD = "admin-dev-password-1"  # noqa: S105 - documented development default

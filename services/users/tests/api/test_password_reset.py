@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import jsonschema
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from users.settings import UsersSettings
+
+CONTRACTS = Path(__file__).resolve().parents[4] / "contracts" / "events"
 
 
 def _token_from(message: dict[str, Any]) -> str:
@@ -114,10 +119,17 @@ async def test_reset_records_a_password_changed_event(
     engine = create_async_engine(settings.database_url)
     async with engine.connect() as conn:
         rows = (
-            await conn.execute(sa.text("SELECT routing_key, payload FROM outbox ORDER BY occurred_at"))
+            await conn.execute(
+                sa.text("SELECT routing_key, payload FROM outbox ORDER BY occurred_at")
+            )
         ).all()
     await engine.dispose()
     keys = [r.routing_key for r in rows]
     assert keys[-2:] == ["users.user_registered.v1", "users.user_password_changed.v1"]
     assert rows[-1].payload["user_id"] == user["id"]
     assert rows[-1].payload["reason"] == "reset"
+    # Each payload honours its published contract.
+    for row in rows[-2:]:
+        name = row.routing_key.split(".", 1)[1]  # user_registered.v1
+        schema = json.loads((CONTRACTS / f"{name}.json").read_text())
+        jsonschema.validate(row.payload, schema, format_checker=jsonschema.FormatChecker())

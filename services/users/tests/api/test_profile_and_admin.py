@@ -82,9 +82,7 @@ async def test_a_tampered_cursor_is_400(identity: Any) -> None:
     page = (await identity.http.get("/api/v1/users", params={"limit": 1}, headers=admin)).json()
     cursor = page["next_cursor"]
     tampered = ("A" if cursor[0] != "A" else "B") + cursor[1:]
-    response = await identity.http.get(
-        "/api/v1/users", params={"cursor": tampered}, headers=admin
-    )
+    response = await identity.http.get("/api/v1/users", params={"cursor": tampered}, headers=admin)
     assert response.status_code == 400
     assert response.json()["type"].endswith("/invalid-cursor")
 

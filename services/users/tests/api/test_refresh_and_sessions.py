@@ -55,9 +55,7 @@ async def test_unknown_refresh_token_is_401(identity: Any) -> None:
     assert response.json()["type"].endswith("/refresh-token-invalid")
 
 
-async def test_logout_revokes_the_family_and_its_access_tokens(
-    identity: Any, redis: Redis
-) -> None:
+async def test_logout_revokes_the_family_and_its_access_tokens(identity: Any, redis: Redis) -> None:
     await identity.register("bye@example.com")
     pair = await identity.login("bye@example.com")
     response = await identity.http.post(

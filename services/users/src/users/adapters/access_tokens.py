@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import jwt
-from emporium_kit.auth import ALGORITHM, AUDIENCE, ISSUER
 
+from emporium_kit.auth import ALGORITHM, AUDIENCE, ISSUER
 from users.adapters.signing_keys import SigningKey
 from users.domain.model import User
 

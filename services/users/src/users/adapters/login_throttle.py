@@ -29,7 +29,9 @@ class RedisLoginThrottle:
     def __init__(self, redis: Redis, rate: str) -> None:
         # Shares the service's connection pool, which the lifespan closes.
         self._storage = RedisStorage(
-            "async+redis://", implementation="redispy", connection_pool=redis.connection_pool
+            "async+redis://",
+            implementation="redispy",
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # limits types **options narrowly
         )
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._item = parse(rate)

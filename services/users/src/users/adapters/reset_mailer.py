@@ -11,6 +11,7 @@ import asyncio
 from urllib.parse import urlencode
 
 import structlog
+
 from emporium_kit.context import current_request_id
 from emporium_kit.email import EmailDeliveryFailed, EmailSender, EmailTemplates, RenderedEmail
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from uuid import UUID
 
 import structlog
-from emporium_kit.revocations import RevocationList
 from prometheus_client import Counter
 from redis.exceptions import RedisError
+
+from emporium_kit.revocations import RevocationList
 
 log = structlog.get_logger(__name__)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from emporium_kit.messaging.tables import define_inbox_table, define_outbox_table
 from sqlalchemy.dialects.postgresql import INET, UUID
+
+from emporium_kit.messaging.tables import define_inbox_table, define_outbox_table
 
 metadata = sa.MetaData(
     naming_convention={

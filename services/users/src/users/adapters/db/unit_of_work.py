@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self
 
-from emporium_kit.context import current_request_id
-from emporium_kit.messaging.outbox import add_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from emporium_kit.context import current_request_id
+from emporium_kit.messaging.outbox import add_event
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,
     SqlSessionRepository,

@@ -6,10 +6,11 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from emporium_kit.auth import InvalidToken, Principal, TokenVerifier, bearer_token
 from emporium_kit.problems import ProblemError
-from fastapi import Depends, Request
-
 from users.domain.model import ClientInfo, User
 from users.use_cases.authenticate import authenticate
 from users.use_cases.deps import IdentityDeps
@@ -25,7 +26,15 @@ def identity(request: Request) -> IdentityDeps:
 Identity = Annotated[IdentityDeps, Depends(identity)]
 
 
-async def principal(request: Request) -> Principal:
+# Declares the scheme in the OpenAPI document; the header itself is parsed
+# strictly by the kit (a malformed header is a 401, never ignored).
+_bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT")
+
+
+async def principal(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> Principal:
     verifier: TokenVerifier = request.app.state.verifier
     try:
         token = bearer_token(request.headers.get("authorization"))

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from emporium_kit.pagination import CursorCodec, InvalidCursor
-from emporium_kit.problems import ProblemError
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from emporium_kit.pagination import CursorCodec, InvalidCursor
+from emporium_kit.problems import ProblemError
 from users.domain.roles import USERS_ADMIN
 from users.entrypoints.http.dependencies import (
     Caller,

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from emporium_kit.fields import Line
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,6 +21,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from emporium_kit.fields import Line
 from users.domain.model import Session, User
 from users.domain.passwords import MAX_LENGTH, password_problem
 
