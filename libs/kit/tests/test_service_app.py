@@ -1,0 +1,225 @@
+"""The kit's HTTP pieces, assembled by create_service_app, against real servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI, Query
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from emporium_kit.app import create_service_app
+from emporium_kit.context import current_request_id
+from emporium_kit.fields import Line
+from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
+from emporium_kit.settings import ServiceSettings
+
+
+class RuleBroken(Exception):
+    code = "rule-broken"
+
+
+class Widget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Line
+    size: int
+
+
+def build(*, redis_port: int = 6379, amqp_port: int = 5672) -> FastAPI:
+    engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    redis = Redis(host="127.0.0.1", port=redis_port, socket_connect_timeout=0.5)
+    router = APIRouter()
+
+    @router.post("/widgets/{widget_id}", status_code=201)
+    async def create(widget_id: int, body: Widget) -> dict[str, object]:
+        return {"id": widget_id, "name": body.name, "request_id": current_request_id()}
+
+    @router.get("/widgets")
+    async def listing(limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, int]:
+        return {"limit": limit}
+
+    @router.get("/broken-rule")
+    async def broken() -> None:
+        raise RuleBroken("widgets must be round")
+
+    @router.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("secret internals")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await redis.aclose()
+        await engine.dispose()
+
+    return create_service_app(
+        service="kit-test",
+        title="kit test",
+        version="0",
+        description="",
+        settings=ServiceSettings(max_body_bytes=1024, health_check_timeout_seconds=1.0),
+        lifespan=lifespan,
+        routers=[router],
+        health_checks={
+            "postgres": postgres_check(engine),
+            "redis": redis_check(redis),
+            "rabbitmq": rabbitmq_check(f"amqp://guest:guest@127.0.0.1:{amqp_port}/", 1.0),
+        },
+        domain_errors={RuleBroken: 409},
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit.test") as http:
+        yield http
+
+
+async def test_request_id_is_echoed_generated_and_visible_to_handlers(
+    client: httpx.AsyncClient,
+) -> None:
+    given = await client.post(
+        "/widgets/1", json={"name": "a", "size": 1}, headers={"X-Request-ID": "req-1.A_b"}
+    )
+    assert given.headers["x-request-id"] == "req-1.A_b"
+    assert given.json()["request_id"] == "req-1.A_b"
+    generated = await client.get("/widgets", headers={"X-Request-ID": "bad id!"})
+    assert generated.headers["x-request-id"] != "bad id!"
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+async def test_security_headers_on_success_and_error_without_server_banner(
+    client: httpx.AsyncClient,
+) -> None:
+    for response in (await client.get("/widgets"), await client.get("/nowhere")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "max-age=" in response.headers["strict-transport-security"]
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert "server" not in response.headers
+    docs = await client.get("/docs")
+    assert "script-src 'self'" in docs.headers["content-security-policy"]
+
+
+async def test_validation_errors_are_422_problems_with_locations(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/widgets/1", json={"name": "a", "size": "big", "extra": 1})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["title"] == "Validation failed"
+    locs = sorted(tuple(e["loc"]) for e in body["errors"])
+    assert locs == [("body", "extra"), ("body", "size")]
+    assert body["request_id"] == response.headers["x-request-id"]
+    bad_query = await client.get("/widgets", params={"limit": 1000})
+    assert bad_query.status_code == 422
+    bad_path = await client.post("/widgets/abc", json={"name": "a", "size": 1})
+    assert bad_path.status_code == 422
+
+
+async def test_malformed_json_is_400_and_nul_bytes_are_422(client: httpx.AsyncClient) -> None:
+    malformed = await client.post(
+        "/widgets/1", content=b'{"name": "a",', headers={"Content-Type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    assert malformed.json()["type"].endswith("/malformed-json")
+    nul = await client.post("/widgets/1", json={"name": "a\x00b", "size": 1})
+    assert nul.status_code == 422
+
+
+async def test_body_limits_and_content_type(client: httpx.AsyncClient) -> None:
+    too_big = await client.post("/widgets/1", json={"name": "x" * 2000, "size": 1})
+    assert too_big.status_code == 413
+    assert too_big.headers["content-type"] == "application/problem+json"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 512
+
+    streamed = await client.post(
+        "/widgets/1", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    wrong_type = await client.post(
+        "/widgets/1",
+        content=b"name=a",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert wrong_type.status_code == 415
+    vendor_json = await client.post(
+        "/widgets/1",
+        content=b'{"name": "a", "size": 1}',
+        headers={"Content-Type": "application/vnd.api+json"},
+    )
+    assert vendor_json.status_code == 201
+
+
+async def test_domain_errors_map_to_their_status_and_code(client: httpx.AsyncClient) -> None:
+    response = await client.get("/broken-rule")
+    assert response.status_code == 409
+    assert response.json()["type"] == "https://emporium.dev/problems/rule-broken"
+    assert response.json()["detail"] == "widgets must be round"
+
+
+async def test_unexpected_errors_are_500_problems_without_internals(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/bug", headers={"X-Request-ID": "bug-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "bug-1"
+    assert response.json()["request_id"] == "bug-1"
+    assert "secret internals" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_unknown_route_is_404_and_wrong_method_405_with_allow(
+    client: httpx.AsyncClient,
+) -> None:
+    missing = await client.get("/nowhere")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    wrong = await client.delete("/widgets")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET"
+
+
+async def test_ready_is_200_when_every_dependency_answers(client: httpx.AsyncClient) -> None:
+    live = await client.get("/health/live")
+    assert live.json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "rabbitmq": "ok"}
+
+
+async def test_ready_is_503_naming_the_dependency_that_is_down() -> None:
+    app = build(redis_port=1, amqp_port=1)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit.test") as http:
+        response = await http.get("/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["postgres"] == "ok"
+    # redis-py retries a refused connection, so it may hit the check's timeout first.
+    assert body["checks"]["redis"] in {"down", "timeout"}
+    assert body["checks"]["rabbitmq"] == "down"
+    assert body["detail"] == "Not ready: rabbitmq, redis unavailable."
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.post("/widgets/7", json={"name": "a", "size": 1})
+    await client.post("/widgets/8", json={"name": "b", "size": 2})
+    text = (await client.get("/metrics")).text
+    assert (
+        'http_requests_total{method="POST",route="/widgets/{widget_id}",'
+        'service="kit-test",status="201"}'
+    ) in text
+    assert "/widgets/7" not in text
+    assert "http_request_duration_seconds_bucket" in text
