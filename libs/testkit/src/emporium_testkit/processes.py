@@ -53,6 +53,12 @@ class ChildProcess:
         self.stop()
         raise TimeoutError(f"{self.module} did not answer {url} within {timeout}s")
 
+    def send_signal(self, signum: int) -> None:
+        self._proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self._proc.wait(timeout)
+
     def stop(self) -> None:
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
