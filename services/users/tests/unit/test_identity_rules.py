@@ -1,0 +1,116 @@
+"""The identity rules, on in-memory fakes: no database, no network, milliseconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from users.domain.errors import (
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    LastAdminRemoval,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+    ResetTokenInvalid,
+    TooManyLoginFailures,
+)
+from users.domain.model import ClientInfo
+from users.use_cases.bootstrap_admin import bootstrap_admin
+from users.use_cases.log_in import log_in
+from users.use_cases.manage_users import set_roles
+from users.use_cases.refresh_session import refresh_session
+from users.use_cases.register_user import register_user
+from users.use_cases.reset_password import confirm_password_reset, request_password_reset
+
+CLIENT = ClientInfo(user_agent="tests", ip="192.0.2.1")
+
+
+async def _user_and_login(h: Any, email: str = "ann@example.com") -> Any:
+    user = await register_user(h.deps, email=email, password="pass-1234", full_name="Ann")
+    pair = await log_in(h.deps, email=email, password="pass-1234", client=CLIENT)
+    return user, pair
+
+
+async def test_registration_records_the_registered_event(harness: Any) -> None:
+    user = await register_user(
+        harness.deps, email="Ann@Example.com", password="pass-1234", full_name="Ann"
+    )
+    [(key, payload)] = harness.world.events
+    assert key == "users.user_registered.v1"
+    assert payload["user_id"] == str(user.id)
+    assert payload["email"] == "ann@example.com"
+
+
+async def test_duplicate_email_is_refused_case_insensitively(harness: Any) -> None:
+    await register_user(harness.deps, email="ann@example.com", password="p-1234567", full_name="A")
+    with pytest.raises(EmailAlreadyRegistered):
+        await register_user(
+            harness.deps, email="ANN@example.com", password="p-1234567", full_name="B"
+        )
+
+
+async def test_reused_refresh_token_revokes_the_family(harness: Any) -> None:
+    _, pair = await _user_and_login(harness)
+    rotated = await refresh_session(harness.deps, refresh_token=pair.refresh_token)
+    with pytest.raises(RefreshTokenReused):
+        await refresh_session(harness.deps, refresh_token=pair.refresh_token)
+    with pytest.raises(RefreshTokenInvalid):
+        await refresh_session(harness.deps, refresh_token=rotated.refresh_token)
+    [session] = harness.world.sessions.values()
+    assert session.revoked_at is not None
+    assert harness.revocations.sessions == [session.id]
+
+
+async def test_expired_session_cannot_be_refreshed(harness: Any) -> None:
+    _, pair = await _user_and_login(harness)
+    harness.later(seconds=3601)
+    with pytest.raises(RefreshTokenInvalid):
+        await refresh_session(harness.deps, refresh_token=pair.refresh_token)
+
+
+async def test_failed_logins_spend_the_budget_then_throttle(harness: Any) -> None:
+    await register_user(harness.deps, email="b@example.com", password="pass-1234", full_name="B")
+    for _ in range(3):
+        with pytest.raises(InvalidCredentials):
+            await log_in(harness.deps, email="b@example.com", password="wrong", client=CLIENT)
+    with pytest.raises(TooManyLoginFailures) as blocked:
+        await log_in(harness.deps, email="b@example.com", password="pass-1234", client=CLIENT)
+    assert blocked.value.retry_after == 60
+
+
+async def test_password_reset_ends_every_session_and_bumps_the_token_version(
+    harness: Any,
+) -> None:
+    user, _ = await _user_and_login(harness)
+    await log_in(harness.deps, email="ann@example.com", password="pass-1234", client=CLIENT)
+    await request_password_reset(harness.deps, email="ANN@example.com")
+    [mail] = harness.mailer.sent
+    assert mail["minutes"] == 30
+    await confirm_password_reset(harness.deps, token=mail["token"], new_password="new-pass-1")
+    assert all(s.revoked_at for s in harness.world.sessions.values())
+    assert len(harness.revocations.sessions) == 2
+    assert harness.revocations.versions == {user.id: 2}
+    with pytest.raises(ResetTokenInvalid):
+        await confirm_password_reset(harness.deps, token=mail["token"], new_password="x-pass-12")
+
+
+async def test_reset_token_expires(harness: Any) -> None:
+    await _user_and_login(harness)
+    await request_password_reset(harness.deps, email="ann@example.com")
+    harness.later(minutes=31)
+    with pytest.raises(ResetTokenInvalid):
+        await confirm_password_reset(
+            harness.deps, token=harness.mailer.sent[0]["token"], new_password="new-pass-1"
+        )
+
+
+async def test_role_change_keeps_customer_and_protects_the_last_admin(harness: Any) -> None:
+    await bootstrap_admin(harness.deps, email="root@example.com", password="root-pass-1")
+    user, _ = await _user_and_login(harness)
+    updated = await set_roles(harness.deps, user.id, ["staff"])
+    assert updated.roles == ("customer", "staff")
+    assert harness.revocations.versions[user.id] == 2
+    admin = next(c.user for c in harness.world.users.values() if "admin" in c.user.roles)
+    with pytest.raises(LastAdminRemoval):
+        await set_roles(harness.deps, admin.id, ["customer"])
