@@ -41,7 +41,8 @@ test: migrate ## Run every test: unit, integration, API, e2e, schemathesis
 lint: $(STAMP) ## ruff, mypy --strict, import-linter, alembic check, OpenAPI drift
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p emporium_kit -p emporium_testkit -p users -p gateway -p mailsink scripts
+	$(BIN)/mypy -p emporium_kit -p emporium_testkit -p users -p gateway -p mailsink
+	$(BIN)/mypy scripts
 	$(BIN)/lint-imports
 	@for svc in $(SERVICES_WITH_DB); do (cd services/$$svc && ../../$(BIN)/alembic check) || exit 1; done
 	$(BIN)/python scripts/openapi.py --check

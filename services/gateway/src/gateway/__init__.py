@@ -1,0 +1,1 @@
+"""Emporium API gateway: the single entry point in front of users, catalog and orders."""

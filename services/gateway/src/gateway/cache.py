@@ -1,0 +1,150 @@
+"""A short-lived Redis cache for anonymous reads of the public catalogue.
+
+Keys are ``<prefix>cache:<generation>:<method> <path>?<sorted query>``. The
+generation is a counter in Redis: a catalogue event invalidates everything
+with one ``INCR`` (old entries are never read again and expire by TTL). A
+lookup reads the generation and the entry in one Lua call; the entry is then
+stored under the generation that was read *before* the upstream was asked, so a
+response fetched while an invalidation happened lands under a dead generation
+and is never served.
+
+Entries hold the status, a few response headers, a strong ``ETag`` (a hash of
+the body) and the body. Only 200 responses are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.metrics import CACHE_INVALIDATIONS, REDIS_DEGRADED
+from gateway.redis_guard import RedisGuard
+
+# Response headers worth replaying from a cached entry; everything else
+# (dates, connection details) is per response.
+STORED_HEADERS = frozenset(
+    {b"content-type", b"content-encoding", b"content-language", b"vary", b"link"}
+)
+
+_LOOKUP = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', ARGV[1] .. generation .. ARGV[2])}
+"""
+
+
+def cache_key_suffix(method: str, path: str, query_string: bytes) -> str:
+    query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    canonical = urlencode(sorted(query))
+    return f":{method} {path}?{canonical}"
+
+
+def strong_etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: weak comparison, ``*`` matches anything."""
+    if if_none_match is None:
+        return False
+    candidates = [part.strip() for part in if_none_match.split(",")]
+    if "*" in candidates:
+        return True
+    bare = etag.removeprefix("W/")
+    return any(candidate.removeprefix("W/") == bare for candidate in candidates)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    etag: str
+
+    def dump(self) -> bytes:
+        meta = {
+            "s": self.status,
+            "e": self.etag,
+            "h": [
+                [name.decode("latin-1"), value.decode("latin-1")] for name, value in self.headers
+            ],
+        }
+        return orjson.dumps(meta) + b"\n" + self.body
+
+    @classmethod
+    def load(cls, blob: bytes) -> CachedResponse:
+        meta_blob, _, body = blob.partition(b"\n")
+        meta = orjson.loads(meta_blob)
+        return cls(
+            status=int(meta["s"]),
+            etag=str(meta["e"]),
+            headers=[
+                (name.encode("latin-1"), value.encode("latin-1")) for name, value in meta["h"]
+            ],
+            body=body,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    generation: str | None
+    """None when Redis could not be asked: nothing may be stored then."""
+    entry: CachedResponse | None
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        redis: Redis,
+        redis_guard: RedisGuard,
+        *,
+        key_prefix: str,
+        ttl_seconds: int,
+        max_body_bytes: int,
+    ) -> None:
+        self._redis = redis
+        self._guard = redis_guard
+        self._generation_key = f"{key_prefix}cache-generation"
+        self._entry_prefix = f"{key_prefix}cache:"
+        self.ttl_seconds = ttl_seconds
+        self.max_body_bytes = max_body_bytes
+        self._lookup = redis.register_script(_LOOKUP)
+
+    async def lookup(self, suffix: str) -> Lookup:
+        if not self._guard.available:
+            REDIS_DEGRADED.labels("cache").inc()
+            return Lookup(None, None)
+        try:
+            generation, blob = await self._lookup(
+                keys=[self._generation_key], args=[self._entry_prefix, suffix]
+            )
+        except (RedisError, OSError) as exc:
+            self._guard.failed("cache", exc)
+            REDIS_DEGRADED.labels("cache").inc()
+            return Lookup(None, None)
+        self._guard.succeeded()
+        generation_text = generation.decode() if isinstance(generation, bytes) else str(generation)
+        entry = CachedResponse.load(blob) if blob else None
+        return Lookup(generation_text, entry)
+
+    async def store(self, generation: str, suffix: str, response: CachedResponse) -> None:
+        if not self._guard.available:
+            return
+        try:
+            await self._redis.set(
+                f"{self._entry_prefix}{generation}{suffix}", response.dump(), ex=self.ttl_seconds
+            )
+        except (RedisError, OSError) as exc:
+            self._guard.failed("cache", exc)
+
+    async def invalidate(self) -> None:
+        await self._redis.incr(self._generation_key)
+        CACHE_INVALIDATIONS.inc()
+
+    async def generation(self) -> int:
+        value = await self._redis.get(self._generation_key)
+        return int(value) if value is not None else 0

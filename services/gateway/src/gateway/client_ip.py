@@ -1,0 +1,52 @@
+"""Who the client is, by IP: the socket peer unless a trusted proxy vouches otherwise.
+
+``X-Forwarded-For`` is a list each proxy appends to. Only the entries added by
+proxies we trust are believed: walking from the right, every trusted hop is
+skipped and the first untrusted address is the client. From an untrusted peer
+the header is ignored entirely, so a client cannot pick its own rate-limit key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+UNKNOWN_CLIENT = "unknown"
+
+
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+class ClientIpResolver:
+    def __init__(self, trusted_proxies: Iterable[str]) -> None:
+        self._trusted: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies
+        )
+
+    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in self._trusted)
+
+    def resolve(self, peer: str | None, forwarded_for: str | None) -> str:
+        if peer is None:
+            return UNKNOWN_CLIENT
+        peer_ip = _parse_ip(peer)
+        if peer_ip is None:
+            return peer
+        if not self._trusted or forwarded_for is None or not self._is_trusted(peer_ip):
+            return str(peer_ip)
+        client = peer_ip
+        for entry in reversed(forwarded_for.split(",")):
+            hop = _parse_ip(entry)
+            if hop is None:
+                # A garbled entry: nothing left of it can be believed.
+                break
+            client = hop
+            if not self._is_trusted(hop):
+                break
+        return str(client)

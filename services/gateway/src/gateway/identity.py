@@ -1,0 +1,129 @@
+"""Who is calling: the bearer token verified here, then checked against revocations.
+
+Signatures and claims go through the kit's :class:`TokenVerifier` (EdDSA only,
+JWKS from the users service, refreshed on an unknown kid). Revocations come
+from the kit's :class:`RevocationList` in Redis. With Redis down, the
+``revocation_fail_mode`` setting decides (ADR 0003): ``open`` accepts a token
+whose signature and expiry verify, logging and counting it; ``closed`` refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.exceptions import RedisError
+
+from emporium_kit.auth import (
+    InvalidToken,
+    JwksFetcher,
+    Principal,
+    TokenVerifier,
+    bearer_token,
+)
+from emporium_kit.revocations import RevocationList
+from gateway.metrics import AUTH_FAILURES, REDIS_DEGRADED
+from gateway.redis_guard import RedisGuard
+from gateway.settings import RevocationFailMode
+
+# Internal identity headers: added by the gateway after verification only. Any
+# client-sent header with this prefix is dropped before a request is forwarded.
+INTERNAL_HEADER_PREFIX = b"x-emporium-"
+USER_ID_HEADER = b"x-emporium-user-id"
+SESSION_ID_HEADER = b"x-emporium-session-id"
+ROLES_HEADER = b"x-emporium-roles"
+PERMISSIONS_HEADER = b"x-emporium-permissions"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The outcome of looking at a request's Authorization header.
+
+    ``principal`` is set when a token was presented and accepted; ``error``
+    when one was presented and refused (the reason goes into the 401).
+    """
+
+    principal: Principal | None = None
+    error: str | None = None
+    presented: bool = False
+    unavailable: bool = False
+    """The token could not be judged (revocations unreadable, fail mode closed)."""
+
+
+ANONYMOUS = Identity()
+
+
+def identity_headers(principal: Principal) -> list[tuple[bytes, bytes]]:
+    return [
+        (USER_ID_HEADER, str(principal.user_id).encode()),
+        (SESSION_ID_HEADER, str(principal.session_id).encode()),
+        (ROLES_HEADER, ",".join(sorted(principal.roles)).encode()),
+        (PERMISSIONS_HEADER, ",".join(sorted(principal.permissions)).encode()),
+    ]
+
+
+def users_jwks_fetcher(client: httpx.AsyncClient, path: str) -> JwksFetcher:
+    """A JWKS fetcher that uses the users upstream's pooled client."""
+
+    async def fetch() -> Mapping[str, Any]:
+        response = await client.get(path)
+        response.raise_for_status()
+        document: Mapping[str, Any] = response.json()
+        return document
+
+    return fetch
+
+
+class Authenticator:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        revocations: RevocationList,
+        redis_guard: RedisGuard,
+        *,
+        fail_mode: RevocationFailMode,
+    ) -> None:
+        self._verifier = verifier
+        self._revocations = revocations
+        self._redis_guard = redis_guard
+        self._fail_mode = fail_mode
+
+    async def identify(self, authorization: str | None) -> Identity:
+        if authorization is None:
+            return ANONYMOUS
+        try:
+            token = bearer_token(authorization)
+            assert token is not None
+            principal = await self._verifier.verify(token)
+        except InvalidToken as exc:
+            AUTH_FAILURES.labels("invalid").inc()
+            return Identity(error=str(exc), presented=True)
+        revoked = await self._is_revoked(principal)
+        if revoked is None:
+            AUTH_FAILURES.labels("unverifiable").inc()
+            return Identity(
+                error="Token revocations cannot be checked right now.",
+                presented=True,
+                unavailable=True,
+            )
+        if revoked:
+            AUTH_FAILURES.labels("revoked").inc()
+            return Identity(error="The token has been revoked.", presented=True)
+        return Identity(principal=principal, presented=True)
+
+    async def _is_revoked(self, principal: Principal) -> bool | None:
+        """True/False, or None when Redis is down and the fail mode is closed."""
+        if self._redis_guard.available:
+            try:
+                revoked = await self._revocations.is_revoked(principal)
+            except (RedisError, OSError) as exc:
+                self._redis_guard.failed("revocation", exc)
+            else:
+                self._redis_guard.succeeded()
+                return revoked
+        REDIS_DEGRADED.labels("revocation").inc()
+        if self._fail_mode == "closed":
+            return None
+        return False

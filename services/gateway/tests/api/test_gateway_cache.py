@@ -1,0 +1,124 @@
+"""Anonymous catalogue reads are cached in Redis and invalidated by catalogue events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aio_pika
+from gateway_testkit import AMQP_URL, Gateway, GatewayFactory, TestUpstream, Tokens, free_port
+
+
+async def test_anonymous_catalogue_get_is_a_miss_then_a_hit(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    first = await gateway.client.get("/api/v1/products?limit=5&category=shoes")
+    second = await gateway.client.get("/api/v1/products?category=shoes&limit=5")
+
+    assert first.headers["x-cache"] == "MISS"
+    assert second.headers["x-cache"] == "HIT"
+    assert second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    assert first.headers["cache-control"] == "public, max-age=30"
+    assert second.headers["cache-control"] == "public, max-age=30"
+    assert second.headers["content-type"] == "application/json"
+    assert "ratelimit-remaining" in second.headers
+    assert len(upstream.received) == 1
+    assert upstream.received[0].header("accept-encoding") == "identity"
+
+
+async def test_different_queries_are_cached_separately(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    await gateway.client.get("/api/v1/products?limit=5")
+    other = await gateway.client.get("/api/v1/products?limit=6")
+
+    assert other.headers["x-cache"] == "MISS"
+    assert len(upstream.received) == 2
+
+
+async def test_if_none_match_gives_304(gateway: Gateway) -> None:
+    first = await gateway.client.get("/api/v1/categories")
+    etag = first.headers["etag"]
+
+    revalidated = await gateway.client.get("/api/v1/categories", headers={"If-None-Match": etag})
+    other = await gateway.client.get(
+        "/api/v1/categories", headers={"If-None-Match": '"something-else"'}
+    )
+
+    assert revalidated.status_code == 304
+    assert revalidated.content == b""
+    assert revalidated.headers["etag"] == etag
+    assert other.status_code == 200
+
+
+async def test_authenticated_gets_are_never_cached(
+    gateway: Gateway, upstream: TestUpstream, tokens: Tokens
+) -> None:
+    headers = tokens.bearer()
+    first = await gateway.client.get("/api/v1/products/42", headers=headers)
+    second = await gateway.client.get("/api/v1/products/42", headers=headers)
+    anonymous = await gateway.client.get("/api/v1/products/42")
+
+    assert "x-cache" not in first.headers
+    assert "x-cache" not in second.headers
+    assert anonymous.headers["x-cache"] == "MISS"
+    assert len(upstream.received) == 3
+    assert upstream.received[0].header("authorization") == headers["Authorization"]
+
+
+async def test_error_responses_are_not_cached(gateway: Gateway, upstream: TestUpstream) -> None:
+    first = await gateway.client.get("/api/v1/products/7", headers={"X-Test-Status": "404"})
+    second = await gateway.client.get("/api/v1/products/7")
+
+    assert (first.status_code, second.status_code) == (404, 200)
+    assert second.headers["x-cache"] == "MISS"
+
+
+async def test_cache_expires_after_its_ttl(make_gateway: GatewayFactory) -> None:
+    async with make_gateway(cache_ttl_seconds=1) as gw:
+        await gw.client.get("/api/v1/categories")
+        await asyncio.sleep(1.1)
+        later = await gw.client.get("/api/v1/categories")
+
+    assert later.headers["x-cache"] == "MISS"
+
+
+async def test_catalogue_event_on_rabbitmq_invalidates_the_cache(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    listener = gateway.app.state.gateway.listener
+    await asyncio.wait_for(listener.ready.wait(), 5)
+    await gateway.client.get("/api/v1/products/9")
+    assert (await gateway.client.get("/api/v1/products/9")).headers["x-cache"] == "HIT"
+
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            "emporium.events", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        await exchange.publish(
+            aio_pika.Message(b'{"product_id": "9"}', content_type="application/json"),
+            routing_key="catalog.product_updated.v1",
+        )
+
+    deadline = time.monotonic() + 3
+    outcome = "HIT"
+    while outcome == "HIT" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        outcome = (await gateway.client.get("/api/v1/products/9")).headers["x-cache"]
+
+    assert outcome == "MISS"
+    assert (await gateway.client.get("/api/v1/products/9")).headers["x-cache"] == "HIT"
+
+
+async def test_without_redis_the_catalogue_is_served_uncached(
+    make_gateway: GatewayFactory, upstream: TestUpstream
+) -> None:
+    async with make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0") as gw:
+        answers = [await gw.client.get("/api/v1/products") for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.headers["x-cache"] for a in answers] == ["MISS", "MISS"]
+    assert len(upstream.received) == 2

@@ -1,0 +1,183 @@
+"""Routing and forwarding: what reaches a service, and what comes back."""
+
+from __future__ import annotations
+
+import re
+
+from gateway_testkit import CLIENT_IP, Gateway, GatewayFactory, TestUpstream, Tokens
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "strict-transport-security": "max-age=63072000; includeSubDomains",
+}
+
+
+def assert_security_headers(headers: object) -> None:
+    assert hasattr(headers, "get")
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name) == value, name
+    assert headers.get("content-security-policy", "").startswith("default-src 'none'")
+    assert headers.get("server") is None
+
+
+async def test_anonymous_route_is_forwarded_with_body_and_query(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    response = await gateway.client.post(
+        "/api/v1/auth/login?next=%2Fhome",
+        json={"email": "a@example.com", "password": "pw123456"},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["path"] == "/api/v1/auth/login"
+    [received] = upstream.received
+    assert received.method == "POST"
+    assert received.query == "next=%2Fhome"
+    assert received.body == b'{"email":"a@example.com","password":"pw123456"}'
+    assert received.header("content-type") == "application/json"
+
+
+async def test_request_id_is_echoed_and_forwarded(gateway: Gateway, upstream: TestUpstream) -> None:
+    response = await gateway.client.get(
+        "/api/v1/products", headers={"X-Request-ID": "client-req.42_a"}
+    )
+
+    assert response.headers["x-request-id"] == "client-req.42_a"
+    assert upstream.received[0].all("x-request-id") == ["client-req.42_a"]
+
+
+async def test_request_id_is_generated_when_absent_and_forwarded(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    response = await gateway.client.get("/api/v1/products")
+
+    generated = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    assert upstream.received[0].all("x-request-id") == [generated]
+
+
+async def test_invalid_request_id_is_replaced(gateway: Gateway, upstream: TestUpstream) -> None:
+    response = await gateway.client.get(
+        "/api/v1/products", headers={"X-Request-ID": "bad id with spaces;drop"}
+    )
+
+    replaced = response.headers["x-request-id"]
+    assert replaced != "bad id with spaces;drop"
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced)
+    assert upstream.received[0].all("x-request-id") == [replaced]
+
+
+async def test_traceparent_is_forwarded_or_started(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    await gateway.client.post("/api/v1/auth/logout", json={}, headers={"traceparent": traceparent})
+    await gateway.client.post("/api/v1/auth/logout", json={}, headers={"traceparent": "garbage"})
+
+    assert upstream.received[0].all("traceparent") == [traceparent]
+    assert re.fullmatch(
+        r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", upstream.received[1].all("traceparent")[0]
+    )
+
+
+async def test_proxied_response_keeps_security_headers_and_drops_server(
+    gateway: Gateway, tokens: Tokens
+) -> None:
+    response = await gateway.client.get("/api/v1/users/me", headers=tokens.bearer())
+
+    assert response.status_code == 200
+    assert response.headers["x-upstream"] == "yes"
+    assert_security_headers(response.headers)
+    # hop-by-hop by declaration in the upstream's Connection header
+    assert "x-private" not in response.headers
+
+
+async def test_error_responses_carry_security_headers_and_no_server(gateway: Gateway) -> None:
+    response = await gateway.client.get("/api/v1/nothing-here")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert_security_headers(response.headers)
+
+
+async def test_unknown_route_is_404_problem_and_not_forwarded(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    response = await gateway.client.get("/internal/secret")
+
+    assert response.status_code == 404
+    body = response.json()
+    assert body["status"] == 404
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert upstream.received == []
+
+
+async def test_known_path_with_other_method_is_405_with_allow(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    response = await gateway.client.delete("/api/v1/users/me")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PATCH"
+    assert upstream.received == []
+
+
+async def test_hop_by_hop_and_internal_headers_from_client_are_stripped(
+    gateway: Gateway, upstream: TestUpstream, tokens: Tokens
+) -> None:
+    await gateway.client.get(
+        "/api/v1/products",
+        headers={
+            "X-Emporium-User-Id": "00000000-0000-0000-0000-000000000001",
+            "X-Emporium-Permissions": "users:admin",
+            "Connection": "x-secret",
+            "X-Secret": "hop",
+            "Proxy-Authorization": "Basic Zm9vOmJhcg==",
+        },
+    )
+
+    [received] = upstream.received
+    names = {name for name, _ in received.headers}
+    assert not any(name.startswith("x-emporium-") for name in names)
+    assert "x-secret" not in names
+    assert "proxy-authorization" not in names
+
+
+async def test_verified_identity_is_added_after_authentication(
+    gateway: Gateway, upstream: TestUpstream, tokens: Tokens
+) -> None:
+    import uuid
+
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    headers = tokens.bearer(user_id=user_id, session_id=session_id, permissions=["catalog:write"])
+    forged = {"X-Emporium-User-Id": str(uuid.uuid4())}
+
+    response = await gateway.client.get("/api/v1/users/me", headers={**headers, **forged})
+
+    assert response.status_code == 200
+    [received] = upstream.received
+    assert received.all("x-emporium-user-id") == [str(user_id)]
+    assert received.all("x-emporium-session-id") == [str(session_id)]
+    assert received.all("x-emporium-permissions") == ["catalog:write"]
+    assert received.all("authorization") == [headers["Authorization"]]
+
+
+async def test_forwarded_for_from_untrusted_peer_is_ignored(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    await gateway.client.get("/api/v1/products", headers={"X-Forwarded-For": "198.51.100.9"})
+
+    assert upstream.received[0].all("x-forwarded-for") == [CLIENT_IP]
+
+
+async def test_forwarded_for_from_trusted_proxy_is_honoured(
+    make_gateway: GatewayFactory, upstream: TestUpstream
+) -> None:
+    async with make_gateway(client_ip="10.1.2.3", trusted_proxies=("10.0.0.0/8",)) as gw:
+        await gw.client.get(
+            "/api/v1/products", headers={"X-Forwarded-For": "198.51.100.9, 10.9.9.9"}
+        )
+
+    assert upstream.received[0].all("x-forwarded-for") == ["198.51.100.9"]

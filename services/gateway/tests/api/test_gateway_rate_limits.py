@@ -1,0 +1,136 @@
+"""Rate limits: per IP without a token, per user with one, stricter on credential routes."""
+
+from __future__ import annotations
+
+import uuid
+
+from gateway_testkit import GatewayFactory, TestUpstream, Tokens, free_port
+
+
+async def test_anonymous_limit_gives_429_with_retry_after_and_ratelimit_headers(
+    make_gateway: GatewayFactory, upstream: TestUpstream
+) -> None:
+    async with make_gateway(rate_limit_anonymous="3/minute") as gw:
+        answers = [
+            await gw.client.post("/api/v1/auth/logout", json={"refresh_token": "r"})
+            for _ in range(4)
+        ]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["ratelimit-limit"] for a in answers] == ["3", "3", "3", "3"]
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert 0 < int(answers[0].headers["ratelimit-reset"]) <= 60
+    limited = answers[3]
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert limited.json()["type"].endswith("/rate-limited")
+    assert "retry-after" not in answers[0].headers
+    assert len(upstream.received) == 3
+
+
+async def test_users_are_limited_per_user_not_per_ip(
+    make_gateway: GatewayFactory, tokens: Tokens
+) -> None:
+    alice, bob = tokens.bearer(user_id=uuid.uuid4()), tokens.bearer(user_id=uuid.uuid4())
+    async with make_gateway(rate_limit_user="2/minute", rate_limit_anonymous="100/minute") as gw:
+        alice_answers = [
+            (await gw.client.get("/api/v1/users/me", headers=alice)).status_code for _ in range(3)
+        ]
+        bob_answer = await gw.client.get("/api/v1/users/me", headers=bob)
+        anonymous = await gw.client.post("/api/v1/auth/logout", json={})
+
+    assert alice_answers == [200, 200, 429]
+    assert bob_answer.status_code == 200
+    assert bob_answer.headers["ratelimit-limit"] == "2"
+    assert anonymous.status_code == 200
+    assert anonymous.headers["ratelimit-limit"] == "100"
+
+
+async def test_anonymous_limit_is_per_client_ip(make_gateway: GatewayFactory) -> None:
+    async with make_gateway(rate_limit_anonymous="1/minute", client_ip="198.51.100.1") as one:
+        prefix = one.settings.redis_key_prefix
+        first = await one.client.post("/api/v1/auth/logout", json={})
+        second = await one.client.post("/api/v1/auth/logout", json={})
+    async with make_gateway(
+        rate_limit_anonymous="1/minute", client_ip="198.51.100.2", redis_key_prefix=prefix
+    ) as other:
+        other_ip = await other.client.post("/api/v1/auth/logout", json={})
+
+    assert (first.status_code, second.status_code, other_ip.status_code) == (200, 429, 200)
+
+
+async def test_limits_are_shared_across_replicas_through_redis(
+    make_gateway: GatewayFactory,
+) -> None:
+    async with make_gateway(rate_limit_anonymous="2/minute") as one:
+        prefix = one.settings.redis_key_prefix
+        await one.client.post("/api/v1/auth/logout", json={})
+        async with make_gateway(rate_limit_anonymous="2/minute", redis_key_prefix=prefix) as two:
+            second = await two.client.post("/api/v1/auth/logout", json={})
+            third = await two.client.post("/api/v1/auth/logout", json={})
+
+    assert (second.status_code, third.status_code) == (200, 429)
+
+
+async def test_auth_routes_have_their_own_stricter_limit(make_gateway: GatewayFactory) -> None:
+    credentials = {"email": "a@example.com", "password": "pw123456"}
+    async with make_gateway(rate_limit_auth="2/minute", rate_limit_anonymous="100/minute") as gw:
+        logins = [
+            (await gw.client.post("/api/v1/auth/login", json=credentials)).status_code
+            for _ in range(3)
+        ]
+        other = await gw.client.post("/api/v1/auth/logout", json={})
+        last_login = await gw.client.post("/api/v1/auth/login", json=credentials)
+
+    assert logins == [200, 200, 429]
+    assert other.status_code == 200
+    assert last_login.headers["ratelimit-limit"] == "2"
+
+
+async def test_forwarded_client_ip_from_trusted_proxy_is_the_rate_limit_key(
+    make_gateway: GatewayFactory,
+) -> None:
+    async with make_gateway(
+        rate_limit_anonymous="1/minute", client_ip="10.0.0.2", trusted_proxies=("10.0.0.0/8",)
+    ) as gw:
+        first = await gw.client.post(
+            "/api/v1/auth/logout", json={}, headers={"X-Forwarded-For": "198.51.100.10"}
+        )
+        other_client = await gw.client.post(
+            "/api/v1/auth/logout", json={}, headers={"X-Forwarded-For": "198.51.100.11"}
+        )
+        same_client = await gw.client.post(
+            "/api/v1/auth/logout", json={}, headers={"X-Forwarded-For": "198.51.100.10"}
+        )
+
+    assert (first.status_code, other_client.status_code, same_client.status_code) == (
+        200,
+        200,
+        429,
+    )
+
+
+async def test_spoofed_forwarded_for_from_untrusted_peer_does_not_dodge_the_limit(
+    make_gateway: GatewayFactory,
+) -> None:
+    async with make_gateway(rate_limit_anonymous="1/minute") as gw:
+        first = await gw.client.post(
+            "/api/v1/auth/logout", json={}, headers={"X-Forwarded-For": "198.51.100.20"}
+        )
+        spoofed = await gw.client.post(
+            "/api/v1/auth/logout", json={}, headers={"X-Forwarded-For": "198.51.100.21"}
+        )
+
+    assert (first.status_code, spoofed.status_code) == (200, 429)
+
+
+async def test_without_redis_limits_fall_back_to_process_memory(
+    make_gateway: GatewayFactory,
+) -> None:
+    async with make_gateway(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit_anonymous="2/minute"
+    ) as gw:
+        answers = [await gw.client.post("/api/v1/auth/logout", json={}) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["ratelimit-remaining"] == "1"
