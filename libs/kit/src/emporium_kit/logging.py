@@ -58,7 +58,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    for noisy in ("aiormq", "aio_pika"):
+    for noisy in ("aiormq", "aio_pika", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -1,0 +1,182 @@
+"""The whole running system, driven through the gateway as a client would.
+
+Real processes (the mail sink, users, the gateway) on free ports, against a
+fresh database of this worker's and a Redis database of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from emporium_testkit.isolation import migrate_fresh, redis_url, test_database_url
+from emporium_testkit.processes import ChildProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_EMAIL = "admin@e2e.example.com"
+ADMIN_PASSWORD = "e2e-admin-pass-1"
+PASSWORD = "e2e-pass-1234"
+
+
+@dataclass(frozen=True)
+class System:
+    gateway: str
+    users: str
+    mail: str
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    database_url = test_database_url("emporium_users_e2e")
+    migrate_fresh(database_url, ROOT / "services" / "users" / "alembic.ini")
+    smtp, mail_http, users_port, gateway_port = (free_port() for _ in range(4))
+    redis = redis_url(3)
+    shared = {"REDIS_URL": redis, "LOG_LEVEL": "WARNING"}
+    processes: list[ChildProcess] = []
+    try:
+        mailsink = ChildProcess(
+            "mailsink",
+            env={"MAILSINK_SMTP_PORT": str(smtp), "MAILSINK_HTTP_PORT": str(mail_http)},
+        )
+        processes.append(mailsink)
+        mailsink.wait_until_ready(f"http://127.0.0.1:{mail_http}/livez")
+        users = ChildProcess(
+            "users",
+            env={
+                **shared,
+                "USERS_PORT": str(users_port),
+                "USERS_DATABASE_URL": database_url,
+                "USERS_BCRYPT_ROUNDS": "4",
+                "USERS_JWT_PRIVATE_KEY_FILE": str(tmp_path_factory.mktemp("keys") / "k.pem"),
+                "ADMIN_EMAIL": ADMIN_EMAIL,
+                "ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "SMTP_PORT": str(smtp),
+                "PUBLIC_WEB_URL": "https://shop.e2e.test",
+            },
+        )
+        processes.append(users)
+        users.wait_until_ready(f"http://127.0.0.1:{users_port}/health/ready")
+        gateway = ChildProcess(
+            "gateway",
+            env={
+                **shared,
+                "GATEWAY_PORT": str(gateway_port),
+                "GATEWAY_USERS_URL": f"http://127.0.0.1:{users_port}",
+                "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{free_port()}",
+                "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{free_port()}",
+                "GATEWAY_REDIS_KEY_PREFIX": "e2e:gw:",
+                # Generous limits so fuzzing explores past the limiter; the
+                # limits themselves are tested in the gateway's own suite.
+                "RATE_LIMIT_ANONYMOUS": "100000/minute",
+                "RATE_LIMIT_USER": "100000/minute",
+                "RATE_LIMIT_AUTH": "100000/minute",
+            },
+        )
+        processes.append(gateway)
+        gateway.wait_until_ready(f"http://127.0.0.1:{gateway_port}/health/ready")
+        yield System(
+            gateway=f"http://127.0.0.1:{gateway_port}",
+            users=f"http://127.0.0.1:{users_port}",
+            mail=f"http://127.0.0.1:{mail_http}",
+            redis_url=redis,
+        )
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+@pytest.fixture
+async def api(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=system.gateway, timeout=10) as client:
+        yield client
+
+
+class Shopper:
+    """A client of the public API: registers, logs in, calls with its token."""
+
+    def __init__(self, api: httpx.AsyncClient, email: str) -> None:
+        self.api = api
+        self.email = email
+        self.pair: dict[str, Any] = {}
+
+    async def register(self) -> dict[str, Any]:
+        response = await self.api.post(
+            "/api/v1/auth/register",
+            json={"email": self.email, "password": PASSWORD, "full_name": "E2E Shopper"},
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def login(self, password: str = PASSWORD) -> dict[str, Any]:
+        response = await self.api.post(
+            "/api/v1/auth/login", json={"email": self.email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        self.pair = response.json()
+        return self.pair
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.pair['access_token']}"}
+
+    async def me(self) -> httpx.Response:
+        return await self.api.get("/api/v1/users/me", headers=self.auth)
+
+
+async def eventually_status(
+    call: Any, expected: int, *, within_seconds: float = 1.0
+) -> httpx.Response:
+    """Poll until the response has ``expected`` status (the contract's 'within a second')."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_seconds
+    while True:
+        response: httpx.Response = await call()
+        if response.status_code == expected or loop.time() > deadline:
+            return response
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def shopper(api: httpx.AsyncClient) -> Any:
+    counter = iter(range(1_000_000))
+
+    async def make(prefix: str = "shopper", *, login: bool = True) -> Shopper:
+        import uuid
+
+        person = Shopper(api, f"{prefix}-{uuid.uuid4().hex[:10]}-{next(counter)}@example.com")
+        await person.register()
+        if login:
+            await person.login()
+        return person
+
+    return make
+
+
+@pytest.fixture
+def eventually() -> Any:
+    return eventually_status
+
+
+@pytest.fixture
+async def admin(api: httpx.AsyncClient) -> Shopper:
+    person = Shopper(api, ADMIN_EMAIL)
+    await person.login(ADMIN_PASSWORD)
+    return person
+
+
+@pytest.fixture(scope="session")
+def admin_bearer(system: System) -> dict[str, str]:
+    response = httpx.post(
+        f"{system.gateway}/api/v1/auth/login",
+        json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
