@@ -11,6 +11,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from emporium_kit.app import create_service_app
@@ -30,8 +31,11 @@ class Widget(BaseModel):
     size: int
 
 
-def build(*, redis_port: int = 6379, amqp_port: int = 5672) -> FastAPI:
-    engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+def build(*, redis_port: int = 6379, amqp_port: int = 5672, postgres_port: int = 5432) -> FastAPI:
+    engine = create_async_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_port}/postgres",
+        connect_args={"timeout": 1},
+    )
     redis = Redis(host="127.0.0.1", port=redis_port, socket_connect_timeout=0.5)
     router = APIRouter()
 
@@ -42,6 +46,11 @@ def build(*, redis_port: int = 6379, amqp_port: int = 5672) -> FastAPI:
     @router.get("/widgets")
     async def listing(limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, int]:
         return {"limit": limit}
+
+    @router.get("/rows")
+    async def rows() -> dict[str, int]:
+        async with engine.connect() as conn:
+            return {"one": (await conn.execute(text("SELECT 1"))).scalar_one()}
 
     @router.get("/broken-rule")
     async def broken() -> None:
@@ -223,3 +232,16 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     ) in text
     assert "/widgets/7" not in text
     assert "http_request_duration_seconds_bucket" in text
+
+
+async def test_a_database_that_is_down_gives_503_not_500() -> None:
+    transport = httpx.ASGITransport(app=build(postgres_port=1), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit.test") as http:
+        response = await http.get("/rows")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"].endswith("/dependency-unavailable")
+
+
+async def test_the_database_answers_when_up(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/rows")).json() == {"one": 1}

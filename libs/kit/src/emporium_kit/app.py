@@ -6,13 +6,20 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from fastapi import APIRouter, FastAPI
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.exc import DBAPIError
+from starlette.middleware import Middleware
+from starlette.responses import Response
 
+from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, is_unavailable
 from emporium_kit.health import HealthCheck, health_router
 from emporium_kit.metrics import MetricsMiddleware, metrics_router
 from emporium_kit.middleware import BodyGuardMiddleware, RequestContextMiddleware
-from emporium_kit.problems import ErrorStatusMap, install_problem_handlers
+from emporium_kit.problems import ErrorStatusMap, install_problem_handlers, problem_response
 from emporium_kit.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
 
 
 class Lifespan(Protocol):
@@ -49,6 +56,20 @@ PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
 }
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A lost or refused database connection is a 503; any other driver error a 500."""
+    if is_unavailable(exc):
+        log.warning("database_unavailable", error=repr(exc))
+        return problem_response(
+            503,
+            code="dependency-unavailable",
+            detail="the database is unavailable; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+    log.error("database_error", error=repr(exc))
+    return problem_response(500, detail="An unexpected error occurred.")
+
+
 def create_service_app(
     *,
     service: str,
@@ -61,23 +82,42 @@ def create_service_app(
     health_checks: Mapping[str, HealthCheck],
     domain_errors: ErrorStatusMap | None = None,
     unavailable_errors: Sequence[type[BaseException]] = (),
+    edge_middleware: Sequence[Middleware] = (),
+    builtin_docs: bool = True,
 ) -> FastAPI:
+    """A FastAPI app with the kit's edges.
+
+    ``edge_middleware`` runs just inside the request context (so its refusals
+    carry the request id and security headers) and outside everything else.
+    ``builtin_docs=False`` drops FastAPI's CDN-based ``/docs`` and
+    ``/openapi.json`` for a service that serves its own (the gateway).
+    """
     app = FastAPI(
         title=title,
         version=version,
         description=description,
         lifespan=lifespan,
+        docs_url="/docs" if builtin_docs else None,
+        redoc_url="/redoc" if builtin_docs else None,
+        openapi_url="/openapi.json" if builtin_docs else None,
         responses={
             "4XX": {"description": "A problem document (RFC 9457)", **PROBLEM_RESPONSE_SCHEMA},
         },
     )
-    install_problem_handlers(app, domain_errors, unavailable_errors=unavailable_errors)
+    install_problem_handlers(
+        app,
+        domain_errors,
+        unavailable_errors=(*DATABASE_UNAVAILABLE_ERRORS, *unavailable_errors),
+    )
+    app.add_exception_handler(DBAPIError, _database_error)
     app.include_router(health_router(health_checks, timeout=settings.health_check_timeout_seconds))
-    app.include_router(metrics_router())
+    app.include_router(metrics_router(settings.prometheus_multiproc_dir))
     for router in routers:
         app.include_router(router)
     # add_middleware prepends: the last added runs first (outermost).
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)
+    for middleware in reversed(edge_middleware):
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_middleware(RequestContextMiddleware)
     return app

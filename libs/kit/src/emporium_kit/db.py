@@ -53,7 +53,13 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return exc.connection_invalidated or isinstance(
+        cause,
+        asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError,
+    )
 
 
 def database_name(url: str) -> str:

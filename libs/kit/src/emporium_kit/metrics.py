@@ -16,6 +16,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,7 +64,12 @@ class MetricsMiddleware:
             )
 
 
-def metrics_router(registry: CollectorRegistry = REGISTRY) -> APIRouter:
+def metrics_router(multiprocess_dir: str | None = None) -> APIRouter:
+    """``/metrics``; with ``multiprocess_dir``, the samples of every worker process."""
+    registry = REGISTRY
+    if multiprocess_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
     router = APIRouter(tags=["health"])
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

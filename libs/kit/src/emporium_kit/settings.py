@@ -43,6 +43,12 @@ class ServiceSettings(BaseSettings):
     health_check_timeout_seconds: float = Field(
         default=2.0, validation_alias=AliasChoices("HEALTH_CHECK_TIMEOUT_SECONDS")
     )
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"),
+        description="Set when a service runs several worker processes: /metrics then "
+        "aggregates every worker's samples (prometheus-client multiprocess mode).",
+    )
 
     @property
     def is_production(self) -> bool:

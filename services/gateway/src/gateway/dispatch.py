@@ -21,6 +21,7 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
+from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.context import current_request_id
 from emporium_kit.problems import problem_response
 from gateway.cache import (
@@ -31,7 +32,6 @@ from gateway.cache import (
     etag_matches,
     strong_etag,
 )
-from gateway.client_ip import ClientIpResolver
 from gateway.identity import INTERNAL_HEADER_PREFIX, Authenticator, Identity, identity_headers
 from gateway.metrics import CACHE_LOOKUPS
 from gateway.proxy import (

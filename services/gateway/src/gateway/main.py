@@ -21,20 +21,18 @@ import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from prometheus_client import CollectorRegistry, multiprocess
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 
 from emporium_kit.app import create_service_app
 from emporium_kit.auth import TokenVerifier
+from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.health import HealthCheck, redis_check
 from emporium_kit.logging import configure_logging
-from emporium_kit.metrics import metrics_router
 from emporium_kit.revocations import RevocationList
 from gateway.cache import ResponseCache
 from gateway.cache_invalidation import CatalogEventsListener
-from gateway.client_ip import ClientIpResolver
 from gateway.dispatch import GatewayDispatcher
 from gateway.docs import docs_assets, docs_router
 from gateway.edge import EdgeGuardMiddleware
@@ -55,7 +53,6 @@ DESCRIPTION = (
     "`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`."
 )
 # FastAPI's own docs routes load Swagger UI from a CDN; the gateway serves its own.
-_FASTAPI_DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 # Revocation keys are written by users; the gateway only reads them.
 _REVOCATION_TTL_SECONDS = 900
 _LISTENER_STOP_SECONDS = 6.0
@@ -224,24 +221,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=[],
         health_checks=health_checks,
+        edge_middleware=[
+            Middleware(EdgeGuardMiddleware, max_header_bytes=settings.max_header_bytes)
+        ],
+        builtin_docs=False,
     )
-    app.router.routes[:] = [
-        route
-        for route in app.router.routes
-        if not (isinstance(route, Route) and route.path in _FASTAPI_DOCS_PATHS)
-    ]
-    if settings.prometheus_multiproc_dir:
-        _use_multiprocess_metrics(app, settings.prometheus_multiproc_dir)
     app.include_router(docs_router(openapi, title=TITLE))
     own_routes.extend(app.router.routes)
     app.router.routes.append(docs_assets())
     # Everything that is not the gateway's own goes to the route table.
     app.router.routes.append(Mount("", app=dispatcher, name="upstreams"))
-    # Inside the request context (so its answers carry request id and security
-    # headers), outside everything else.
-    app.user_middleware.insert(
-        1, Middleware(EdgeGuardMiddleware, max_header_bytes=settings.max_header_bytes)
-    )
     app.state.gateway = components
     return app
 
@@ -257,16 +246,6 @@ async def _warm_up(components: GatewayComponents) -> None:
         await asyncio.wait_for(components.openapi.refresh(), timeout + 1)
     except Exception as exc:
         log.warning("openapi_unavailable_at_start", error=repr(exc))
-
-
-def _use_multiprocess_metrics(app: FastAPI, directory: str) -> None:
-    """With several workers, /metrics aggregates every worker's samples."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    app.router.routes[:] = [
-        route for route in app.router.routes if getattr(route, "path", None) != "/metrics"
-    ]
-    app.include_router(metrics_router(registry))
 
 
 def app_from_environment() -> FastAPI:

@@ -188,13 +188,6 @@ class GatewaySettings(ServiceSettings):
         default=60.0, gt=0, description="How often the services' OpenAPI documents are fetched."
     )
 
-    # --- metrics ------------------------------------------------------------
-    prometheus_multiproc_dir: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"),
-        description="Set (by __main__ when workers > 1) for prometheus-client multiprocess mode.",
-    )
-
     @field_validator("required_upstreams", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from emporium_kit.client_ip import ClientIpResolver
 from gateway.cache import CachedResponse, cache_key_suffix, etag_matches, strong_etag
-from gateway.client_ip import ClientIpResolver
 from gateway.dispatch import traceparent_for
 from gateway.edge import path_problem
 from gateway.openapi_merge import merge_openapi

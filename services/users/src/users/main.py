@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ra
 
 from emporium_kit.app import create_service_app
 from emporium_kit.auth import TokenVerifier
+from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine, create_session_factory
 from emporium_kit.email import EmailSender, EmailTemplates
 from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
@@ -134,7 +134,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             "rabbitmq": rabbitmq_check(settings.amqp_url),
         },
         domain_errors=DOMAIN_ERRORS,
-        unavailable_errors=(*DATABASE_UNAVAILABLE_ERRORS, RedisError),
+        unavailable_errors=(RedisError,),
     )
     app.state.identity = deps
     app.state.verifier = TokenVerifier.from_keys({key.kid: key.public_key})
@@ -142,9 +142,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     app.state.user_cursors = CursorCodec(
         settings.cursor_secret.get_secret_value().encode(), scope="users"
     )
-    app.state.trusted_proxies = [
-        ipaddress.ip_network(net, strict=False) for net in settings.trusted_proxies
-    ]
+    app.state.client_ips = ClientIpResolver(settings.trusted_proxies)
     return app
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from emporium_kit.auth import InvalidToken, Principal, TokenVerifier, bearer_token
+from emporium_kit.client_ip import UNKNOWN_CLIENT, ClientIpResolver
 from emporium_kit.problems import ProblemError
 from users.domain.model import ClientInfo, User
 from users.use_cases.authenticate import authenticate
@@ -67,39 +67,12 @@ def require_permission(permission: str) -> Callable[..., Awaitable[tuple[User, P
 
 
 def client_info(request: Request) -> ClientInfo:
-    trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (
-        request.app.state.trusted_proxies
-    )
+    """Where the request came from; the gateway's X-Forwarded-For is believed only
+    when the peer is a trusted proxy (USERS_TRUSTED_PROXIES)."""
+    resolver: ClientIpResolver = request.app.state.client_ips
     peer = request.client.host if request.client else None
-    ip = _client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    ip = resolver.resolve(peer, request.headers.get("x-forwarded-for"))
     agent = request.headers.get("user-agent")
-    return ClientInfo(user_agent=agent[:512] if agent else None, ip=ip)
-
-
-def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not value:
-        return None
-    try:
-        return ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-
-
-def _client_ip(
-    peer: str | None,
-    forwarded_for: str | None,
-    trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
-) -> str | None:
-    """The right-most address that is not a trusted proxy; the peer if none forwarded."""
-    peer_ip = _parse_ip(peer)
-    if peer_ip is None:
-        return None
-    if not forwarded_for or not any(peer_ip in net for net in trusted):
-        return str(peer_ip)
-    for hop in reversed(forwarded_for.split(",")):
-        hop_ip = _parse_ip(hop)
-        if hop_ip is None:
-            break
-        if not any(hop_ip in net for net in trusted):
-            return str(hop_ip)
-    return str(peer_ip)
+    return ClientInfo(
+        user_agent=agent[:512] if agent else None, ip=None if ip == UNKNOWN_CLIENT else ip
+    )
