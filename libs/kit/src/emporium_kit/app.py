@@ -16,7 +16,12 @@ from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, is_unavailable
 from emporium_kit.health import HealthCheck, health_router
 from emporium_kit.metrics import MetricsMiddleware, metrics_router
 from emporium_kit.middleware import BodyGuardMiddleware, RequestContextMiddleware
-from emporium_kit.problems import ErrorStatusMap, install_problem_handlers, problem_response
+from emporium_kit.problems import (
+    PROBLEM_JSON_SCHEMA,
+    ErrorStatusMap,
+    install_problem_handlers,
+    problem_response,
+)
 from emporium_kit.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -27,32 +32,7 @@ class Lifespan(Protocol):
 
 
 PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
-    "content": {
-        "application/problem+json": {
-            "schema": {
-                "type": "object",
-                "required": ["type", "title", "status", "detail", "request_id"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "request_id": {"type": "string"},
-                    "errors": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "loc": {"type": "array", "items": {}},
-                                "msg": {"type": "string"},
-                                "type": {"type": "string"},
-                            },
-                        },
-                    },
-                },
-            }
-        }
-    }
+    "content": {"application/problem+json": {"schema": PROBLEM_JSON_SCHEMA}}
 }
 
 

@@ -57,13 +57,14 @@ class Principal:
 JwksFetcher = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
-def http_jwks_fetcher(url: str, *, timeout_seconds: float = 3.0) -> JwksFetcher:
+def http_jwks_fetcher(client: httpx.AsyncClient, url: str) -> JwksFetcher:
+    """Fetch the JWKS with a caller's pooled client (its timeouts apply)."""
+
     async def fetch() -> Mapping[str, Any]:
-        async with httpx.AsyncClient(timeout=timeout_seconds) as client:
-            response = await client.get(url)
-            response.raise_for_status()
-            document: Mapping[str, Any] = response.json()
-            return document
+        response = await client.get(url)
+        response.raise_for_status()
+        document: Mapping[str, Any] = response.json()
+        return document
 
     return fetch
 

@@ -101,7 +101,10 @@ class RequestContextMiddleware:
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-def _is_json(content_type: str) -> bool:
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or any ``application/*+json``, parameters ignored."""
+    if content_type is None:
+        return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
@@ -143,7 +146,7 @@ class BodyGuardMiddleware:
                 return
         has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
         content_type = headers.get("content-type")
-        if has_body and (content_type is None or not _is_json(content_type)):
+        if has_body and (content_type is None or not is_json_media_type(content_type)):
             await problem_response(
                 415,
                 code="unsupported-media-type",

@@ -24,6 +24,32 @@ PROBLEM_BASE_URI = "https://emporium.dev/problems/"
 
 log = structlog.get_logger(__name__)
 
+# The JSON Schema of a problem document, for OpenAPI documents.
+PROBLEM_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem document.",
+    "required": ["type", "title", "status", "detail", "request_id"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "Validation errors (422 only).",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
 
 class ProblemJSONResponse(JSONResponse):
     media_type = PROBLEM_CONTENT_TYPE

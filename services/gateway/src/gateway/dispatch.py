@@ -23,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.context import current_request_id
+from emporium_kit.middleware import is_json_media_type
 from emporium_kit.problems import problem_response
 from gateway.cache import (
     STORED_HEADERS,
@@ -64,15 +65,6 @@ def traceparent_for(candidate: str | None) -> str:
         if match and match.group(1) != _NO_TRACE and match.group(2) != _NO_SPAN:
             return candidate.strip()
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
-
-
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -177,7 +169,7 @@ class GatewayDispatcher:
         body: bytes | None = None
         if "content-length" in headers or "transfer-encoding" in headers:
             body = await read_body(receive)
-            if body and _is_json(headers.get("content-type")):
+            if body and is_json_media_type(headers.get("content-type")):
                 try:
                     orjson.loads(body)
                 except orjson.JSONDecodeError:

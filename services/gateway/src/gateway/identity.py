@@ -9,16 +9,12 @@ whose signature and expiry verify, logging and counting it; ``closed`` refuses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
 from redis.exceptions import RedisError
 
 from emporium_kit.auth import (
     InvalidToken,
-    JwksFetcher,
     Principal,
     TokenVerifier,
     bearer_token,
@@ -62,18 +58,6 @@ def identity_headers(principal: Principal) -> list[tuple[bytes, bytes]]:
         (ROLES_HEADER, ",".join(sorted(principal.roles)).encode()),
         (PERMISSIONS_HEADER, ",".join(sorted(principal.permissions)).encode()),
     ]
-
-
-def users_jwks_fetcher(client: httpx.AsyncClient, path: str) -> JwksFetcher:
-    """A JWKS fetcher that uses the users upstream's pooled client."""
-
-    async def fetch() -> Mapping[str, Any]:
-        response = await client.get(path)
-        response.raise_for_status()
-        document: Mapping[str, Any] = response.json()
-        return document
-
-    return fetch
 
 
 class Authenticator:

@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 from emporium_kit.app import create_service_app
-from emporium_kit.auth import TokenVerifier
+from emporium_kit.auth import TokenVerifier, http_jwks_fetcher
 from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.health import HealthCheck, redis_check
 from emporium_kit.logging import configure_logging
@@ -36,7 +36,7 @@ from gateway.cache_invalidation import CatalogEventsListener
 from gateway.dispatch import GatewayDispatcher
 from gateway.docs import docs_assets, docs_router
 from gateway.edge import EdgeGuardMiddleware
-from gateway.identity import Authenticator, users_jwks_fetcher
+from gateway.identity import Authenticator
 from gateway.openapi_merge import OpenApiCatalog
 from gateway.proxy import Upstream, build_upstreams, circuit_breakers
 from gateway.ratelimit import RateLimiter, redis_limits_storage
@@ -113,7 +113,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         breaker_reset_seconds=settings.breaker_reset_seconds,
     )
     verifier = TokenVerifier(
-        users_jwks_fetcher(upstreams["users"].client, settings.jwks_path),
+        http_jwks_fetcher(upstreams["users"].client, settings.jwks_path),
         leeway_seconds=settings.token_leeway_seconds,
         min_refresh_interval=settings.jwks_min_refresh_seconds,
     )

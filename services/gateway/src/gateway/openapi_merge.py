@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import structlog
 
+from emporium_kit.problems import PROBLEM_JSON_SCHEMA
 from gateway.proxy import Upstream
 from gateway.routes import Route, RouteTable
 
@@ -37,18 +38,7 @@ PROBLEM_SCHEMA = "Problem"
 _PARAM = re.compile(r"\{[^}/]+\}")
 _REF_PREFIX = "#/components/"
 
-_PROBLEM: JsonObject = {
-    "type": "object",
-    "description": "An RFC 9457 problem document.",
-    "required": ["type", "title", "status", "detail", "request_id"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "request_id": {"type": "string"},
-    },
-}
+_PROBLEM: JsonObject = PROBLEM_JSON_SCHEMA
 
 
 def _problem_response(description: str) -> JsonObject:
