@@ -1,0 +1,1 @@
+"""Emporium benchmark harness: ``python -m bench`` (see docs/performance.md)."""

@@ -1,0 +1,5 @@
+"""``python -m bench``: run every benchmark case and print the tables."""
+
+from bench.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Servers the bench measures against: the bare-Starlette ceiling and upstream stubs."""

@@ -1,0 +1,441 @@
+"""Runs every benchmark case once and prints markdown tables (see docs/performance.md).
+
+    .venv/bin/python -m bench                       # full: 3 s warm-up, 3 runs of 10 s
+    BENCH_DURATION=2 BENCH_RUNS=1 .venv/bin/python -m bench   # smoke run
+
+Servers run on core 1 (``taskset -c 1``), wrk on core 0; the gateway, with one
+worker per core, runs on both. The users service uses a database and a Redis
+database of its own (``<name>_bench``, Redis db 15), so a bench never touches
+development data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.load import Measurement, Plan, Request, measure
+from bench.servers import Server, ServerError
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+GATEWAY_PORT, USERS_PORT, CATALOG_PORT, ORDERS_PORT, BASELINE_PORT = (
+    18000,
+    18001,
+    18002,
+    18003,
+    18010,
+)
+SERVER_CPU, GATEWAY_CPUS = "1", "0,1"
+GATEWAY_WORKERS = 2
+USERS_CONNECTIONS, GATEWAY_CONNECTIONS = 32, 64
+UNLIMITED = "10000000/minute"
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/emporium_users"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+NOT_MEASURED = "not measured"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    case: str
+    result: Measurement | None
+    note: str = ""
+
+
+# --- environment -------------------------------------------------------------
+
+
+def _with_path(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=path))
+
+
+def bench_database_url() -> str:
+    explicit = os.environ.get("BENCH_USERS_DATABASE_URL")
+    if explicit:
+        return explicit
+    url = os.environ.get("USERS_DATABASE_URL", DEFAULT_DATABASE_URL)
+    name = urlsplit(url).path.strip("/") or "emporium_users"
+    return _with_path(url, f"/{name.removesuffix('_bench')}_bench")
+
+
+def bench_redis_url() -> str:
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    return _with_path(url, "/" + os.environ.get("BENCH_REDIS_DB", "15"))
+
+
+def ephemeral_signing_key() -> str:
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem.decode()
+
+
+def common_environment() -> dict[str, str]:
+    prefixes = ("BENCH_", "USERS_", "GATEWAY_", "RATE_LIMIT_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(
+        REDIS_URL=bench_redis_url(),
+        USERS_DATABASE_URL=bench_database_url(),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the bench database if missing and migrate it, as ``make migrate`` does."""
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [PYTHON, str(ROOT / "scripts" / "migrate.py"), "users"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        print(done.stdout + done.stderr, file=sys.stderr)
+        done.check_returncode()
+
+
+def users_setting(env: dict[str, str], name: str) -> str:
+    """A setting as the users service will read it from ``env``."""
+    code = f"from users.settings import UsersSettings; print(UsersSettings().{name})"
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [PYTHON, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def gateway_importable(env: dict[str, str]) -> bool:
+    done = subprocess.run(  # noqa: S603 - our own argv
+        [PYTHON, "-c", "import gateway.main"], env=env, cwd=ROOT, capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)  # noqa: S607
+    return (
+        f"{os.cpu_count()} cores ({model}), {mem_kib / 1024**2:.0f} GiB, "
+        f"Linux {platform.release()}, Python {platform.python_version()}, "
+        f"{wrk.stdout.split(' Copyright')[0].strip()}"
+    )
+
+
+# --- servers -----------------------------------------------------------------
+
+
+def uvicorn_server(name: str, app: str, port: int, env: dict[str, str], ready: str) -> Server:
+    argv = [
+        PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return Server(name, argv, cpus=SERVER_CPU, port=port, env=env, ready_path=ready)
+
+
+def started(stack: ExitStack, server: Server, *, required: bool = True) -> Server | None:
+    """Start ``server`` and have ``stack`` stop it; None (or an error) if it is not ready."""
+    stack.callback(server.stop)
+    server.start()
+    if server.wait_ready():
+        return server
+    message = f"{server.name} did not become ready:\n{server.log_tail()}"
+    if required:
+        raise ServerError(message)
+    print(message, file=sys.stderr)
+    server.stop()
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class BenchUser:
+    email: str
+    password: str
+    token: str
+    me_body: bytes
+
+
+def create_bench_user(users_url: str) -> BenchUser:
+    """Register and log in a fresh account through the API; a unique email per run."""
+    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+    password = "bench-password-" + uuid.uuid4().hex[:8] + "1"
+    with httpx.Client(base_url=users_url, timeout=30) as client:
+        client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": password, "full_name": "Bench User"},
+        ).raise_for_status()
+        login = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        login.raise_for_status()
+        token = str(login.json()["access_token"])
+        me = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        me.raise_for_status()
+    return BenchUser(email=email, password=password, token=token, me_body=me.content)
+
+
+def expect_ok(request: Request, header: tuple[str, str] | None = None) -> None:
+    """One request before the load: it must answer 2xx (and carry ``header`` if given)."""
+    headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
+    if request.body:
+        headers["Content-Type"] = "application/json"
+    response = httpx.request(
+        request.method, request.url, content=request.body, headers=headers, timeout=30
+    )
+    if not response.is_success:
+        raise ServerError(f"{request.method} {request.url} answered {response.status_code}")
+    if header and response.headers.get(header[0]) != header[1]:
+        raise ServerError(f"{request.url} did not answer {header[0]}: {header[1]}")
+
+
+# --- tables ------------------------------------------------------------------
+
+
+def ratio(numerator: Measurement | None, denominator: Measurement | None) -> float | None:
+    if numerator is None or denominator is None or denominator.rps == 0:
+        return None
+    return numerator.rps / denominator.rps
+
+
+def verdict(value: float | None, aim: float) -> str:
+    if value is None:
+        return NOT_MEASURED
+    return f"**{value:.2f}** ({'meets' if value >= aim else 'misses'} the aim ≥ {aim})"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load_table(rows: Sequence[Row]) -> str:
+    cells = []
+    for row in rows:
+        m = row.result
+        if m is None or m.requests == 0:
+            what = NOT_MEASURED if m is None else "no request completed"
+            cells.append([row.case, what, "", "", "", "", row.note])
+            continue
+        failures = f"{m.failures} of {m.requests}" if m.failures else "0"
+        rps = f"{m.rps:,.0f}" if m.rps >= 100 else f"{m.rps:.1f}"
+        cells.append([
+            row.case, rps, f"{m.p50_ms:.2f} ms", f"{m.p95_ms:.2f} ms",
+            f"{m.p99_ms:.2f} ms", failures, row.note,
+        ])  # fmt: skip
+    return table(["case", "req/s", "p50", "p95", "p99", "errors", "note"], cells)
+
+
+def mb(mib: float) -> str:
+    return f"{mib:.1f} MiB ({mib * 1.048576:.1f} MB)"
+
+
+# --- the run -----------------------------------------------------------------
+
+
+def run(plan: Plan) -> str:
+    env = common_environment()
+    migrate(env)
+    users_env = {
+        **env,
+        "USERS_HOST": "127.0.0.1",
+        "USERS_PORT": str(USERS_PORT),
+        "USERS_JWT_PRIVATE_KEY": ephemeral_signing_key(),
+        "USERS_RUN_OUTBOX_RELAY": "false",
+    }
+    bcrypt_rounds = users_setting(users_env, "bcrypt_rounds")
+    out: list[str] = []
+
+    with ExitStack() as stack:
+        users = started(stack, Server(
+            "users", [PYTHON, "-m", "users"], cpus=SERVER_CPU, port=USERS_PORT, env=users_env,
+            ready_path="/health/ready",
+        ))  # fmt: skip
+        assert users is not None
+        users.settle()
+        rss_idle = users.rss_mib()
+        account = create_bench_user(users.url)
+
+        baseline = started(stack, uvicorn_server(
+            "baseline", "bench.baselines.starlette_app:app", BASELINE_PORT,
+            {**env, "BENCH_ME_BODY": account.me_body.decode()}, "/hello",
+        ))  # fmt: skip
+        assert baseline is not None
+        ceiling_me = measure(
+            Request(baseline.url + "/me"), connections=USERS_CONNECTIONS, plan=plan
+        )
+        ceiling_hello = measure(
+            Request(baseline.url + "/hello"), connections=GATEWAY_CONNECTIONS, plan=plan
+        )
+        baseline.stop()
+
+        me = Request(users.url + "/api/v1/users/me", token=account.token)
+        jwks = Request(users.url + "/.well-known/jwks.json")
+        login = Request(
+            users.url + "/api/v1/auth/login",
+            method="POST",
+            body=json.dumps({"email": account.email, "password": account.password}),
+        )
+        results: dict[str, Measurement] = {}
+        for key, request, connections in (
+            ("me", me, USERS_CONNECTIONS),
+            ("jwks", jwks, GATEWAY_CONNECTIONS),
+            ("login", login, USERS_CONNECTIONS),
+        ):
+            expect_ok(request)
+            results[key] = measure(request, connections=connections, plan=plan, settle=users.settle)
+        users.settle(timeout=60)
+        rss_loaded = users.rss_mib()
+
+        gateway_rows = run_gateway(stack, env, users, results["jwks"], ceiling_hello, plan)
+
+    me_ratio = ratio(results["me"], ceiling_me)
+    users_rows = [
+        Row("(1) bare Starlette, same JSON as /users/me (ceiling)", ceiling_me,
+            f"{len(account.me_body)}-byte body"),
+        Row("(2) users `GET /api/v1/users/me`, bearer token", results["me"],
+            f"ratio to (1): {verdict(me_ratio, 0.5)}"),
+        Row("(3) users `POST /api/v1/auth/login`", results["login"],
+            f"bcrypt cost {bcrypt_rounds} (USERS_BCRYPT_ROUNDS unset: the default), one core; "
+            "latencies of the logins completed within each run"),
+    ]  # fmt: skip
+    out.append(f"### Users service (issue #3): {USERS_CONNECTIONS} connections\n")
+    out.append(load_table(users_rows))
+    out.append("")
+    out.append(table(
+        ["users process", "VmRSS", "aim"],
+        [["(4) idle, after start-up", mb(rss_idle), "≤ 120 MB"],
+         ["(4) idle, after the load of (2), (3) and (a)", mb(rss_loaded), "≤ 120 MB"]],
+    ))  # fmt: skip
+    out.append("")
+    out.append(f"### Gateway (issue #4): {GATEWAY_CONNECTIONS} connections\n")
+    out.append(gateway_rows)
+    return "\n".join(out)
+
+
+def run_gateway(
+    stack: ExitStack,
+    env: dict[str, str],
+    users: Server,
+    direct: Measurement,
+    ceiling: Measurement,
+    plan: Plan,
+) -> str:
+    through: Measurement | None = None
+    cached: Measurement | None = None
+    reason = "gateway not available"
+    if gateway_importable(env):
+        started(stack, uvicorn_server(
+            "catalog-stub", "bench.baselines.catalog_stub:app", CATALOG_PORT, env, "/health/ready",
+        ))  # fmt: skip
+        metrics_dir = tempfile.mkdtemp(prefix="bench-gateway-metrics-")
+        stack.callback(shutil.rmtree, metrics_dir, True)
+        gateway_env = {
+            **env,
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(GATEWAY_PORT),
+            "GATEWAY_WORKERS": str(GATEWAY_WORKERS),
+            "GATEWAY_USERS_URL": users.url,
+            "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{CATALOG_PORT}",
+            "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{ORDERS_PORT}",  # nothing there
+            "GATEWAY_REQUIRED_UPSTREAMS": "users",
+            "GATEWAY_CACHE_TTL_SECONDS": "3600",
+            "RATE_LIMIT_ANONYMOUS": UNLIMITED,
+            "RATE_LIMIT_USER": UNLIMITED,
+            "RATE_LIMIT_AUTH": UNLIMITED,
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        }
+        gateway = started(stack, Server(
+            "gateway", [PYTHON, "-m", "gateway"], cpus=GATEWAY_CPUS, port=GATEWAY_PORT,
+            env=gateway_env, ready_path="/health/ready",
+        ), required=False)  # fmt: skip
+        if gateway is not None:
+            jwks = Request(gateway.url + "/.well-known/jwks.json")
+            products = Request(gateway.url + "/api/v1/products")
+            expect_ok(jwks)
+            expect_ok(products)  # a miss: fetched from the stub and stored
+            expect_ok(products, ("x-cache", "HIT"))
+            through = measure(jwks, connections=GATEWAY_CONNECTIONS, plan=plan, settle=users.settle)
+            cached = measure(products, connections=GATEWAY_CONNECTIONS, plan=plan)
+        else:
+            reason = "gateway did not become ready"
+    else:
+        reason = "gateway not available (`import gateway` fails)"
+
+    gw = f"gateway, {GATEWAY_WORKERS} workers on cores {GATEWAY_CPUS}"
+    rows = [
+        Row("(a) users `GET /.well-known/jwks.json` directly", direct, "users on core 1"),
+        Row("(b) the same through the gateway", through,
+            f"{gw}; (b)/(a): {verdict(ratio(through, direct), 0.7)}" if through else reason),
+        Row("(c) gateway `GET /api/v1/products`, from its Redis cache", cached,
+            f"{gw}; X-Cache: HIT; (c)/(d): {verdict(ratio(cached, ceiling), 0.6)}"
+            if cached else reason),
+        Row("(d) bare Starlette hello (ceiling)", ceiling, "core 1"),
+    ]  # fmt: skip
+    return load_table(rows)
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        print(f"error: {', '.join(missing)} not found (bench/run.sh installs wrk)", file=sys.stderr)
+        return 2
+    plan = Plan.from_environment()
+    load_at_start = os.getloadavg()[0]  # other work on the machine shows here
+    header = (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.\n"
+        f"wrk: 1 thread on core 0; {plan.warmup_seconds} s warm-up, then the median of "
+        f"{plan.runs} run(s) of {plan.duration_seconds} s. Servers: uvicorn (uvloop, httptools), "
+        f"one worker on core 1 unless noted.\n"
+    )
+    print(header, flush=True)
+    try:
+        tables = run(plan)
+    except (ServerError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(tables)
+    print(notes())
+    load_at_end = os.getloadavg()[0]
+    print(f"Load average (1 min): {load_at_start:.2f} at the start, {load_at_end:.2f} at the end.")
+    return 0
+
+
+def notes() -> str:
+    database = urlsplit(bench_database_url()).path.strip("/")
+    redis_db = urlsplit(bench_redis_url()).path.strip("/")
+    return f"""
+Notes: every server runs from this checkout. Users has a database of its own
+(`{database}`) and Redis db {redis_db} (shared with the gateway), an ephemeral signing key,
+and its outbox relay off (no events reach RabbitMQ); services log at their defaults (one
+JSON access line per request). The gateway's rate limits are raised for the run
+(RATE_LIMIT_ANONYMOUS, RATE_LIMIT_USER and RATE_LIMIT_AUTH = {UNLIMITED}) and its cache
+TTL to an hour, so (c) is served from Redis; its catalogue upstream is a stub
+(bench/baselines/catalog_stub.py). Login is measured directly on users: the gateway's
+auth limit would throttle it.
+"""
