@@ -12,7 +12,7 @@ SERVICES_WITH_DB := users
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install check-deps migrate run test test-fast lint fmt openapi bench seed clean
+.PHONY: help install check-deps migrate run test lint fmt openapi bench clean
 
 help: ## List the make targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter, alembic check, OpenAPI dri
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p emporium_kit -p emporium_testkit -p users -p gateway -p mailsink
-	$(BIN)/mypy scripts
+	$(BIN)/mypy scripts bench
 	$(BIN)/lint-imports
 	@for svc in $(SERVICES_WITH_DB); do (cd services/$$svc && ../../$(BIN)/alembic check) || exit 1; done
 	$(BIN)/python scripts/openapi.py --check
@@ -56,9 +56,6 @@ openapi: $(STAMP) ## Regenerate the committed OpenAPI documents
 
 bench: migrate ## Run the benchmarks and print the tables (docs/performance.md)
 	@bash bench/run.sh
-
-seed: migrate ## Create demo users (the admin is created at start-up)
-	$(BIN)/python scripts/seed.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache
