@@ -32,7 +32,10 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         pool_recycle=settings.pool_recycle_seconds,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection that
+        # died is invalidated on first use (that request answers 503) and the
+        # pool opens a fresh one; pool_recycle retires idle ones first.
+        pool_pre_ping=settings.pre_ping,
         echo=settings.echo,
         connect_args={
             "timeout": 5,

@@ -67,3 +67,4 @@ class DatabaseSettings(BaseSettings):
     pool_recycle_seconds: int = 1800
     statement_timeout_ms: int = 5000
     echo: bool = False
+    pre_ping: bool = False

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ra
 from emporium_kit.app import create_service_app
 from emporium_kit.auth import TokenVerifier
 from emporium_kit.client_ip import ClientIpResolver
-from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine, create_session_factory
+from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine
 from emporium_kit.email import EmailSender, EmailTemplates
 from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
 from emporium_kit.logging import configure_logging
@@ -27,7 +27,7 @@ from emporium_kit.pagination import CursorCodec, InvalidCursor
 from emporium_kit.revocations import RevocationList
 from users.adapters.access_tokens import JwtIssuer
 from users.adapters.db.tables import outbox
-from users.adapters.db.unit_of_work import SqlUnitOfWork
+from users.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from users.adapters.login_throttle import RedisLoginThrottle
 from users.adapters.passwords import BcryptHasher
 from users.adapters.reset_mailer import SmtpResetMailer
@@ -69,7 +69,6 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     configure_logging("users", level=settings.log_level, json=settings.log_json)
 
     engine = create_engine(settings.database, application_name="users")
-    session_factory = create_session_factory(engine)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     key = load_signing_key(
         settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
@@ -79,7 +78,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         EmailSender(settings.smtp), EmailTemplates(TEMPLATES), settings.public_web_url
     )
     deps = IdentityDeps(
-        uow=lambda: SqlUnitOfWork(session_factory),
+        uow=SqlUnitOfWorkFactory(engine),
         hasher=BcryptHasher(settings.bcrypt_rounds),
         tokens=JwtIssuer(key, ttl_seconds=settings.access_token_ttl_seconds),
         revocations=RedisRevocations(

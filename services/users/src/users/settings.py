@@ -34,8 +34,12 @@ class UsersSettings(ServiceSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/emporium_users",
         description="The users service's own PostgreSQL database.",
     )
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    db_pool_size: int = Field(
+        default=20,
+        description="Connections kept open. Overflow connections are closed on return, "
+        "so a pool that is too small churns connections under load.",
+    )
+    db_max_overflow: int = 5
 
     jwt_private_key: SecretStr | None = Field(
         default=None,

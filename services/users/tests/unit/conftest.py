@@ -265,7 +265,7 @@ def harness() -> Harness:
     world, clock = World(), FakeClock()
     revocations, mailer = RecordingRevocations(), Outbox()
     deps = IdentityDeps(
-        uow=lambda: FakeUnitOfWork(world, clock),
+        uow=lambda read_only=False: FakeUnitOfWork(world, clock),
         hasher=PlainHasher(),
         tokens=CountingTokens(),
         revocations=revocations,

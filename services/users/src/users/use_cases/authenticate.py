@@ -12,7 +12,7 @@ async def authenticate(deps: IdentityDeps, principal: Principal) -> User:
     The gateway already refuses revoked tokens through Redis; this is the
     service's own check (defence in depth, and it holds if Redis lost its keys).
     """
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         user = await uow.users.get_in_session(principal.user_id, principal.session_id)
     if user is None or user.token_version != principal.token_version:
         raise SessionRevoked

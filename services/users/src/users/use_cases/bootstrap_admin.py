@@ -14,7 +14,7 @@ async def bootstrap_admin(deps: IdentityDeps, *, email: str, password: str) -> b
 
     Safe when several replicas start at once: the unique email index decides.
     """
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         if await uow.users.credentials_by_email(normalize_email(email)) is not None:
             return False
     password_hash = await deps.hasher.hash(password)

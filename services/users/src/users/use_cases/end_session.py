@@ -26,7 +26,7 @@ async def log_out(deps: IdentityDeps, *, refresh_token: str) -> None:
 
 
 async def list_sessions(deps: IdentityDeps, *, user_id: UUID) -> list[Session]:
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         return await uow.sessions.active_for_user(user_id)
 
 

@@ -22,7 +22,7 @@ async def log_in(deps: IdentityDeps, *, email: str, password: str, client: Clien
     retry_after = await deps.throttle.retry_after(key)
     if retry_after is not None:
         raise TooManyLoginFailures(retry_after)
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         credentials = await uow.users.credentials_by_email(key)
     valid = await deps.hasher.verify(password, credentials.password_hash if credentials else None)
     if credentials is None or not valid:

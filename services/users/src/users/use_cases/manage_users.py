@@ -13,7 +13,7 @@ from users.use_cases.deps import IdentityDeps
 
 
 async def get_user(deps: IdentityDeps, user_id: UUID) -> User:
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         user = await uow.users.get(user_id)
     if user is None:
         raise UserNotFound
@@ -34,7 +34,7 @@ async def list_users(
     after: tuple[datetime, UUID] | None,
     email: str | None,
 ) -> list[User]:
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         return await uow.users.page(limit=limit, after=after, email=email)
 
 

@@ -96,7 +96,8 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A unit of work; ``read_only`` ones skip the transaction (one round trip a query)."""
 
 
 class PasswordHasher(Protocol):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from emporium_kit.context import current_request_id
+from emporium_kit.db import create_session_factory
 from emporium_kit.messaging.outbox import add_event
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,
@@ -19,14 +20,21 @@ from users.use_cases.ports import ResetTokenRepository, SessionRepository, UserR
 
 
 class SqlUnitOfWork:
-    """Nothing is written unless ``commit`` is called; leaving the block rolls back."""
+    """Nothing is written unless ``commit`` is called; leaving the block rolls back.
+
+    A read-only unit of work runs on an autocommit connection: no BEGIN and no
+    ROLLBACK around its statements, so a lookup costs one round trip.
+    """
 
     users: UserRepository
     sessions: SessionRepository
     reset_tokens: ResetTokenRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
+    ) -> None:
         self._factory = session_factory
+        self._read_only = read_only
 
     async def __aenter__(self) -> Self:
         self._session = self._factory()
@@ -47,9 +55,22 @@ class SqlUnitOfWork:
             await self._session.close()
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         await self._session.commit()
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         request_id = current_request_id()
         headers = {"x-request-id": request_id} if request_id else {}
         await add_event(self._session, outbox, routing_key, payload, headers=headers)
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._writes = create_session_factory(engine)
+        self._reads = create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        if read_only:
+            return SqlUnitOfWork(self._reads, read_only=True)
+        return SqlUnitOfWork(self._writes)

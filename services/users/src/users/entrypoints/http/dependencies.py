@@ -18,7 +18,8 @@ from users.use_cases.deps import IdentityDeps
 _BEARER = {"WWW-Authenticate": "Bearer"}
 
 
-def identity(request: Request) -> IdentityDeps:
+async def identity(request: Request) -> IdentityDeps:
+    # async: FastAPI runs plain-def dependencies in a worker thread (a costly hop).
     deps: IdentityDeps = request.app.state.identity
     return deps
 
