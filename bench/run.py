@@ -299,6 +299,7 @@ def run(plan: Plan) -> str:
         results: dict[str, Measurement] = {}
         for key, request, connections in (
             ("me", me, USERS_CONNECTIONS),
+            ("me-gateway-pair", me, GATEWAY_CONNECTIONS),
             ("jwks", jwks, GATEWAY_CONNECTIONS),
             ("login", login, USERS_CONNECTIONS),
         ):
@@ -307,7 +308,15 @@ def run(plan: Plan) -> str:
         users.settle(timeout=60)
         rss_loaded = users.rss_mib()
 
-        gateway_rows = run_gateway(stack, env, users, results["jwks"], ceiling_hello, plan)
+        gateway_rows = run_gateway(
+            stack,
+            env,
+            users,
+            account,
+            Direct(me=results["me-gateway-pair"], jwks=results["jwks"]),
+            ceiling_hello,
+            plan,
+        )
 
     me_ratio = ratio(results["me"], ceiling_me)
     users_rows = [
@@ -325,7 +334,7 @@ def run(plan: Plan) -> str:
     out.append(table(
         ["users process", "VmRSS", "aim"],
         [["(4) idle, after start-up", mb(rss_idle), "≤ 120 MB"],
-         ["(4) idle, after the load of (2), (3) and (a)", mb(rss_loaded), "≤ 120 MB"]],
+         ["(4) idle, after the load of (2), (3), (a) and (e)", mb(rss_loaded), "≤ 120 MB"]],
     ))  # fmt: skip
     out.append("")
     out.append(f"### Gateway (issue #4): {GATEWAY_CONNECTIONS} connections\n")
@@ -333,15 +342,25 @@ def run(plan: Plan) -> str:
     return "\n".join(out)
 
 
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """The users measurements that the gateway cases are compared with (64 connections)."""
+
+    me: Measurement
+    jwks: Measurement
+
+
 def run_gateway(
     stack: ExitStack,
     env: dict[str, str],
     users: Server,
-    direct: Measurement,
+    account: BenchUser,
+    direct: Direct,
     ceiling: Measurement,
     plan: Plan,
 ) -> str:
-    through: Measurement | None = None
+    me_through: Measurement | None = None
+    jwks_through: Measurement | None = None
     cached: Measurement | None = None
     reason = "gateway not available"
     if gateway_importable(env):
@@ -370,13 +389,20 @@ def run_gateway(
             env=gateway_env, ready_path="/health/ready",
         ), required=False)  # fmt: skip
         if gateway is not None:
+            me = Request(gateway.url + "/api/v1/users/me", token=account.token)
             jwks = Request(gateway.url + "/.well-known/jwks.json")
             products = Request(gateway.url + "/api/v1/products")
+            expect_ok(me)
             expect_ok(jwks)
             expect_ok(products)  # a miss: fetched from the stub and stored
             expect_ok(products, ("x-cache", "HIT"))
-            through = measure(jwks, connections=GATEWAY_CONNECTIONS, plan=plan, settle=users.settle)
+            me_through = measure(
+                me, connections=GATEWAY_CONNECTIONS, plan=plan, settle=users.settle
+            )
             cached = measure(products, connections=GATEWAY_CONNECTIONS, plan=plan)
+            jwks_through = measure(
+                jwks, connections=GATEWAY_CONNECTIONS, plan=plan, settle=users.settle
+            )
         else:
             reason = "gateway did not become ready"
     else:
@@ -384,13 +410,21 @@ def run_gateway(
 
     gw = f"gateway, {GATEWAY_WORKERS} workers on cores {GATEWAY_CPUS}"
     rows = [
-        Row("(a) users `GET /.well-known/jwks.json` directly", direct, "users on core 1"),
-        Row("(b) the same through the gateway", through,
-            f"{gw}; (b)/(a): {verdict(ratio(through, direct), 0.7)}" if through else reason),
+        Row("(a) users `GET /api/v1/users/me` directly, bearer token", direct.me,
+            "users on core 1"),
+        Row("(b) the same through the gateway", me_through,
+            f"{gw}; JWT check, revocation MGET, per-user limit; "
+            f"(b)/(a): {verdict(ratio(me_through, direct.me), 0.7)}" if me_through else reason),
         Row("(c) gateway `GET /api/v1/products`, from its Redis cache", cached,
             f"{gw}; X-Cache: HIT; (c)/(d): {verdict(ratio(cached, ceiling), 0.6)}"
             if cached else reason),
         Row("(d) bare Starlette hello (ceiling)", ceiling, "core 1"),
+        Row("(e) users `GET /.well-known/jwks.json` directly", direct.jwks,
+            "users on core 1; worst case for the gateway: a trivial upstream"),
+        Row("(f) the same through the gateway (worst case)", jwks_through,
+            f"{gw}; anonymous limit; the gateway's fixed cost dominates; "
+            f"(f)/(e): {verdict(ratio(jwks_through, direct.jwks), 0.7)}"
+            if jwks_through else reason),
     ]  # fmt: skip
     return load_table(rows)
 

@@ -23,6 +23,7 @@ from uuid import UUID
 import httpx
 import jwt
 import structlog
+from cachetools import LRUCache
 from jwt.algorithms import OKPAlgorithm
 
 ALGORITHM = "EdDSA"
@@ -82,6 +83,7 @@ class TokenVerifier:
         *,
         leeway_seconds: int = 5,
         min_refresh_interval: float = 10.0,
+        cache_size: int = 10_000,
     ) -> None:
         self._fetch_jwks = fetch_jwks
         self._keys: dict[str, Any] = {}
@@ -89,6 +91,11 @@ class TokenVerifier:
         self._min_refresh_interval = min_refresh_interval
         self._last_refresh = float("-inf")
         self._lock = asyncio.Lock()
+        # Verified tokens, keyed by the whole token (signature included, so a
+        # forgery can never hit): a client reuses its token for minutes, and
+        # verifying an EdDSA signature each time is the costliest step here.
+        # Revocation is not cached: callers check it on every request.
+        self._verified: LRUCache[str, Principal] = LRUCache(maxsize=max(1, cache_size))
 
     @classmethod
     def from_keys(cls, keys: Mapping[str, Any]) -> TokenVerifier:
@@ -109,6 +116,8 @@ class TokenVerifier:
             for jwk in document.get("keys", []):
                 if jwk.get("kty") == "OKP" and jwk.get("kid"):
                     keys[jwk["kid"]] = OKPAlgorithm.from_jwk(jwk)
+            if keys.keys() != self._keys.keys():
+                self._verified.clear()  # a retired key stops vouching at once
             self._keys = keys
             self._last_refresh = time.monotonic()
 
@@ -127,6 +136,17 @@ class TokenVerifier:
         return key
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at + self._leeway > time.time():
+                return cached
+            self._verified.pop(token, None)
+            raise InvalidToken("The token has expired.")
+        principal = await self._verify_uncached(token)
+        self._verified[token] = principal
+        return principal
+
+    async def _verify_uncached(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import secrets
 
-import httpx
 import orjson
 import structlog
 from starlette.datastructures import Headers
@@ -40,6 +39,7 @@ from gateway.proxy import (
     REQUEST_HEADERS_REPLACED,
     Upstream,
     UpstreamFailure,
+    UpstreamResponse,
     connection_tokens,
     relay_response,
     response_headers,
@@ -296,7 +296,7 @@ class GatewayDispatcher:
             status=200,
             headers=[
                 (name, value)
-                for name, value in response_headers(response.headers.raw)
+                for name, value in response_headers(response.raw_headers)
                 if name.lower() in STORED_HEADERS
             ],
             body=body,
@@ -305,9 +305,9 @@ class GatewayDispatcher:
         await self._cache.store(lookup.generation, suffix, entry)
         await self._send_entry(entry, b"MISS", if_none_match, send)
 
-    async def _read_bounded(self, response: httpx.Response) -> bytes | None:
+    async def _read_bounded(self, response: UpstreamResponse) -> bytes | None:
         """The whole body when it fits the cache; None (nothing consumed) when it cannot."""
-        length = response.headers.get("content-length")
+        length = response.header(b"content-length")
         if length is None or not length.isdigit() or int(length) > self._cache.max_body_bytes:
             return None
         try:

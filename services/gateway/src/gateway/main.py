@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from typing import Any
 
-import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -38,7 +37,7 @@ from gateway.docs import docs_assets, docs_router
 from gateway.edge import EdgeGuardMiddleware
 from gateway.identity import Authenticator
 from gateway.openapi_merge import OpenApiCatalog
-from gateway.proxy import Upstream, build_upstreams, circuit_breakers
+from gateway.proxy import Upstream, UpstreamTimeouts, build_upstreams, circuit_breakers
 from gateway.ratelimit import RateLimiter, redis_limits_storage
 from gateway.redis_guard import RedisGuard
 from gateway.routes import RouteTable, default_route_table
@@ -97,16 +96,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     upstreams = build_upstreams(
         settings.upstream_urls(),
-        timeout=httpx.Timeout(
+        timeouts=UpstreamTimeouts(
             connect=settings.upstream_connect_timeout_seconds,
             read=settings.upstream_read_timeout_seconds,
             write=settings.upstream_write_timeout_seconds,
             pool=settings.upstream_pool_timeout_seconds,
         ),
-        limits=httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=settings.upstream_max_keepalive,
-        ),
+        max_connections=settings.upstream_max_connections,
+        max_keepalive=settings.upstream_max_keepalive,
         breakers=breakers,
         retry_attempts=settings.retry_attempts,
         retry_backoff_seconds=settings.retry_backoff_seconds,

@@ -1,10 +1,16 @@
-"""Forwarding to upstream services: one pooled ``httpx.AsyncClient`` per upstream.
+"""Forwarding to upstream services: one pooled ``aiohttp`` session per upstream.
 
-Each upstream has timeouts on connect, read, write and pool; a circuit breaker
-(purgatory, in process) that opens after consecutive failed requests; and, for
-idempotent methods, retries on connection-level errors (tenacity). Methods that
-are not idempotent are retried only when the connection could not be opened,
-since the service then never saw the request.
+Requests go through an ``aiohttp.ClientSession`` (ADR 0006: httpx/httpcore cost
+the gateway most of its CPU per proxied request). Each upstream also keeps a
+small ``httpx.AsyncClient`` for the control plane (JWKS, OpenAPI documents,
+readiness probes), whose rate is a few requests a minute.
+
+Each upstream has timeouts on connect, pool wait and read (a stalled body write
+is bounded by the read timeout, whose timer runs from the moment the request is
+sent); a circuit breaker (purgatory, in process) that opens after consecutive
+failed requests; and, for idempotent methods, retries on connection-level errors
+(tenacity). Methods that are not idempotent are retried only when the connection
+could not be opened, since the service then never saw the request.
 
 Failures become :class:`UpstreamFailure`: 503 when the service is down, its
 circuit is open or our pool is exhausted, 504 when it stopped answering in
@@ -15,8 +21,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 
+import aiohttp
 import httpx
 import structlog
 from purgatory import AsyncCircuitBreakerFactory
@@ -29,6 +37,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from yarl import URL
 
 from gateway.metrics import UPSTREAM_ERRORS
 
@@ -49,7 +58,7 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-# Set by the gateway itself (or by httpx from the body) rather than passed on.
+# Set by the gateway itself (or by the client library from the body) rather than passed on.
 REQUEST_HEADERS_REPLACED = frozenset(
     {
         b"host",
@@ -66,9 +75,31 @@ REQUEST_HEADERS_REPLACED = frozenset(
 )
 # uvicorn writes its own Date; the Server banner never leaves the gateway.
 RESPONSE_HEADERS_DROPPED = HOP_BY_HOP | {b"server", b"date"}
+# aiohttp adds these by default; the upstream gets the client's own or none.
+_NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+_CONTROL_CONNECTIONS = 4
+_KEEPALIVE_SECONDS = 15.0
+_DNS_CACHE_SECONDS = 300
 
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
-_SAFE_TO_REPEAT = (*_NEVER_SENT, httpx.RemoteProtocolError, httpx.ReadError)
+# Connection not opened (refused, unreachable, connect or pool timeout): never sent.
+_NEVER_SENT: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+)
+# A kept-alive connection closed or reset under the request: safe to repeat if idempotent.
+_SAFE_TO_REPEAT: tuple[type[BaseException], ...] = (
+    *_NEVER_SENT,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTimeouts:
+    connect: float
+    read: float
+    write: float
+    pool: float
 
 
 class UpstreamFailure(Exception):
@@ -95,12 +126,43 @@ def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes
 
 
 def response_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response headers worth passing on, names lowercased (as ASGI expects)."""
     declared = connection_tokens(raw)
     return [
-        (name, value)
+        (lowered, value)
         for name, value in raw
         if (lowered := name.lower()) not in RESPONSE_HEADERS_DROPPED and lowered not in declared
     ]
+
+
+class UpstreamResponse:
+    """An upstream's answer with its body still unread: stream it, or read it whole."""
+
+    __slots__ = ("_response", "raw_headers", "status_code")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status_code = response.status
+        self.raw_headers: Sequence[tuple[bytes, bytes]] = response.raw_headers
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a header, by its lowercase name."""
+        for key, value in self.raw_headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, content-encoding untouched (transfer framing removed)."""
+        async for chunk in self._response.content.iter_any():
+            yield chunk
+
+    async def aread(self) -> bytes:
+        return await self._response.read()
+
+    async def aclose(self) -> None:
+        # Back to the pool when the body was read to its end, closed otherwise.
+        self._response.release()
 
 
 def _breaker_event_logger(name: str, event_name: str, event: Event) -> None:
@@ -125,22 +187,41 @@ class Upstream:
         name: str,
         base_url: str,
         *,
-        timeout: httpx.Timeout,
-        limits: httpx.Limits,
+        timeouts: UpstreamTimeouts,
+        max_connections: int,
+        max_keepalive: int,
         breakers: AsyncCircuitBreakerFactory,
         retry_attempts: int,
         retry_backoff_seconds: float,
         breaker_reset_seconds: float,
     ) -> None:
         self.name = name
-        self.base_url = base_url
+        self.base_url = base_url.rstrip("/")
+        # The control plane (JWKS, OpenAPI, readiness): a few requests a minute.
         self.client = httpx.AsyncClient(
             base_url=base_url,
-            timeout=timeout,
-            limits=limits,
+            timeout=httpx.Timeout(
+                connect=timeouts.connect,
+                read=timeouts.read,
+                write=timeouts.write,
+                pool=timeouts.pool,
+            ),
+            limits=httpx.Limits(
+                max_connections=min(max_connections, _CONTROL_CONNECTIONS),
+                max_keepalive_connections=min(max_keepalive, _CONTROL_CONNECTIONS),
+            ),
             trust_env=False,
             follow_redirects=False,
         )
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            # aiohttp's connect covers waiting for a pooled connection and opening one.
+            connect=timeouts.pool + timeouts.connect,
+            sock_connect=timeouts.connect,
+            sock_read=timeouts.read,
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
         self._breakers = breakers
         self._breaker_reset = breaker_reset_seconds
         self._stop = stop_after_attempt(retry_attempts)
@@ -150,15 +231,37 @@ class Upstream:
         self._retry_idempotent = retry_if_exception_type(_SAFE_TO_REPEAT)
         self._retry_unsent = retry_if_exception_type(_NEVER_SENT)
 
+    def _open_session(self) -> aiohttp.ClientSession:
+        """Made on first use: an aiohttp session belongs to the running event loop."""
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            keepalive_timeout=_KEEPALIVE_SECONDS,
+            ttl_dns_cache=_DNS_CACHE_SECONDS,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,  # bodies pass through as the service encoded them
+            skip_auto_headers=_NO_AUTO_HEADERS,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self._session
+
     async def send(
         self, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes | None
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         """Sends the request and returns the response with its body still unread."""
-        request = self.client.build_request(method, target, headers=headers, content=body)
+        url = URL(self.base_url + target, encoded=True)
+        text_headers = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
+        ]
         breaker = await self._breakers.get_breaker(self.name)
         try:
             async with breaker:
-                return await self._send_with_retries(request, method in IDEMPOTENT_METHODS)
+                return await self._send_with_retries(
+                    method, url, text_headers, body, method in IDEMPOTENT_METHODS
+                )
         except OpenedState as exc:
             retry_after = max(1, math.ceil(exc.opened_at + self._breaker_reset - time.time()))
             UPSTREAM_ERRORS.labels(self.name, "circuit_open").inc()
@@ -170,7 +273,15 @@ class Upstream:
                 retry_after=retry_after,
             ) from None
 
-    async def _send_with_retries(self, request: httpx.Request, idempotent: bool) -> httpx.Response:
+    async def _send_with_retries(
+        self,
+        method: str,
+        url: URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        idempotent: bool,
+    ) -> UpstreamResponse:
+        session = self._session or self._open_session()
         retrying = AsyncRetrying(
             retry=self._retry_idempotent if idempotent else self._retry_unsent,
             stop=self._stop,
@@ -180,15 +291,16 @@ class Upstream:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise self._failure(exc) from exc
-        except httpx.TransportError as exc:
+                    response = await session.request(
+                        method, url, headers=headers, data=body, allow_redirects=False
+                    )
+                    return UpstreamResponse(response)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._failure(exc) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _failure(self, exc: httpx.TransportError) -> UpstreamFailure:
-        if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+    def _failure(self, exc: BaseException) -> UpstreamFailure:
+        if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError):
             UPSTREAM_ERRORS.labels(self.name, "timeout").inc()
             log.warning("upstream_timeout", upstream=self.name, error=repr(exc))
             return UpstreamFailure(
@@ -215,10 +327,13 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 async def relay_response(
-    response: httpx.Response, send: Send, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+    response: UpstreamResponse, send: Send, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     """Streams an upstream response to the client, as it arrives."""
     try:
@@ -226,7 +341,7 @@ async def relay_response(
             {
                 "type": "http.response.start",
                 "status": response.status_code,
-                "headers": [*response_headers(response.headers.raw), *extra_headers],
+                "headers": [*response_headers(response.raw_headers), *extra_headers],
             }
         )
         async for chunk in response.aiter_raw():
@@ -240,8 +355,9 @@ async def relay_response(
 def build_upstreams(
     urls: dict[str, str],
     *,
-    timeout: httpx.Timeout,
-    limits: httpx.Limits,
+    timeouts: UpstreamTimeouts,
+    max_connections: int,
+    max_keepalive: int,
     breakers: AsyncCircuitBreakerFactory,
     retry_attempts: int,
     retry_backoff_seconds: float,
@@ -251,8 +367,9 @@ def build_upstreams(
         name: Upstream(
             name,
             url,
-            timeout=timeout,
-            limits=limits,
+            timeouts=timeouts,
+            max_connections=max_connections,
+            max_keepalive=max_keepalive,
             breakers=breakers,
             retry_attempts=retry_attempts,
             retry_backoff_seconds=retry_backoff_seconds,

@@ -82,7 +82,12 @@ class GatewaySettings(ServiceSettings):
         default=10.0, gt=0, description="Time an upstream may take between bytes (504 after)."
     )
     upstream_write_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Time to send a request body to an upstream."
+        default=5.0,
+        gt=0,
+        description=(
+            "Time to send a request body to an upstream (control-plane client; a stalled "
+            "proxied write is bounded by the read timeout, ADR 0006)."
+        ),
     )
     upstream_pool_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Time to wait for a free pooled connection (503 after)."
@@ -91,7 +96,12 @@ class GatewaySettings(ServiceSettings):
         default=200, ge=1, description="Connections per upstream in its pool."
     )
     upstream_max_keepalive: int = Field(
-        default=50, ge=0, description="Idle keep-alive connections kept per upstream."
+        default=50,
+        ge=0,
+        description=(
+            "Idle keep-alive connections kept per upstream (control-plane client; the proxy "
+            "pool keeps idle connections up to GATEWAY_UPSTREAM_MAX_CONNECTIONS for 15 s)."
+        ),
     )
     retry_attempts: int = Field(
         default=3,

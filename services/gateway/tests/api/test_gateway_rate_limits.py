@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from gateway_testkit import GatewayFactory, TestUpstream, Tokens, free_port
+from gateway_testkit import Gateway, GatewayFactory, TestUpstream, Tokens, free_port
 
 
 async def test_anonymous_limit_gives_429_with_retry_after_and_ratelimit_headers(
@@ -134,3 +134,50 @@ async def test_without_redis_limits_fall_back_to_process_memory(
 
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[0].headers["ratelimit-remaining"] == "1"
+
+
+async def test_redis_limits_cost_one_pipelined_round_trip_matching_the_library(
+    gateway: Gateway,
+) -> None:
+    """The gateway batches the library's own two moving-window scripts; same answer as its API."""
+    from limits import parse
+    from limits.aio.strategies import MovingWindowRateLimiter
+
+    from gateway.ratelimit import PipelinedMovingWindow
+
+    limiter = gateway.app.state.gateway.limiter
+    storage = limiter._storage
+    pipelined = PipelinedMovingWindow.for_storage(storage)
+    # A limits upgrade that moves these internals must fail here, not slow down silently.
+    assert pipelined is not None
+    assert limiter._pipelined is not None
+
+    item, name = parse("5/minute"), f"probe-{uuid.uuid4().hex}"
+    public = MovingWindowRateLimiter(storage)
+    results = [await pipelined.hit(item, "test", name) for _ in range(6)]
+    stats = await public.get_window_stats(item, "test", name)
+
+    assert [allowed for allowed, _ in results] == [True] * 5 + [False]
+    assert [s.remaining for _, s in results] == [4, 3, 2, 1, 0, 0]
+    assert stats.remaining == 0
+    assert abs(results[-1][1].reset_time - stats.reset_time) < 1
+
+
+async def test_pipelined_limit_loads_its_scripts_when_redis_lost_them(gateway: Gateway) -> None:
+    from limits import parse
+
+    from gateway.ratelimit import PipelinedMovingWindow
+
+    pipelined = PipelinedMovingWindow.for_storage(gateway.app.state.gateway.limiter._storage)
+    assert pipelined is not None
+    acquire = pipelined._acquire
+    real_sha = acquire.sha
+    acquire.sha = "0" * 40  # what Redis answers NOSCRIPT to, as after a restart
+    try:
+        allowed, stats = await pipelined.hit(parse("3/minute"), "test", uuid.uuid4().hex)
+    finally:
+        restored = acquire.sha
+        acquire.sha = real_sha
+
+    assert (allowed, stats.remaining) == (True, 2)
+    assert restored == real_sha

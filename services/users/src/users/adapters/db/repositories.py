@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from users.adapters.db.tables import (
     password_reset_tokens,
@@ -70,7 +70,7 @@ def _user(row: Any) -> User:
 
 
 class SqlUserRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession | AsyncConnection) -> None:
         self._s = session
 
     async def add(
@@ -206,7 +206,7 @@ def _session(row: Any) -> Session:
 
 
 class SqlSessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession | AsyncConnection) -> None:
         self._s = session
 
     async def start(self, *, user_id: UUID, client: ClientInfo, expires_at: datetime) -> Session:
@@ -298,7 +298,7 @@ class SqlSessionRepository:
 
 
 class SqlResetTokenRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession | AsyncConnection) -> None:
         self._s = session
 
     async def add(self, user_id: UUID, token_hash: bytes, expires_at: datetime) -> None:

@@ -1,11 +1,11 @@
-"""One database transaction around a use case, with its repositories."""
+"""Units of work: one database transaction around a use case, with its repositories."""
 
 from __future__ import annotations
 
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from emporium_kit.context import current_request_id
 from emporium_kit.db import create_session_factory
@@ -20,21 +20,14 @@ from users.use_cases.ports import ResetTokenRepository, SessionRepository, UserR
 
 
 class SqlUnitOfWork:
-    """Nothing is written unless ``commit`` is called; leaving the block rolls back.
-
-    A read-only unit of work runs on an autocommit connection: no BEGIN and no
-    ROLLBACK around its statements, so a lookup costs one round trip.
-    """
+    """Nothing is written unless ``commit`` is called; leaving the block rolls back."""
 
     users: UserRepository
     sessions: SessionRepository
     reset_tokens: ResetTokenRepository
 
-    def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
-    ) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
-        self._read_only = read_only
 
     async def __aenter__(self) -> Self:
         self._session = self._factory()
@@ -55,8 +48,6 @@ class SqlUnitOfWork:
             await self._session.close()
 
     async def commit(self) -> None:
-        if self._read_only:
-            raise RuntimeError("a read-only unit of work cannot commit")
         await self._session.commit()
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
@@ -65,12 +56,48 @@ class SqlUnitOfWork:
         await add_event(self._session, outbox, routing_key, payload, headers=headers)
 
 
+class SqlReadOnlyUnitOfWork:
+    """Lookups on an autocommit connection, without an ORM session.
+
+    No BEGIN or ROLLBACK around the statements and no session bookkeeping, so
+    a lookup on a hot path (every authenticated request) costs one round trip.
+    """
+
+    users: UserRepository
+    sessions: SessionRepository
+    reset_tokens: ResetTokenRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def __aenter__(self) -> Self:
+        self._connection: AsyncConnection = await self._engine.connect()
+        self.users = SqlUserRepository(self._connection)
+        self.sessions = SqlSessionRepository(self._connection)
+        self.reset_tokens = SqlResetTokenRepository(self._connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._connection.close()
+
+    async def commit(self) -> None:
+        raise RuntimeError("a read-only unit of work cannot commit")
+
+    async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
+        raise RuntimeError("a read-only unit of work cannot record events")
+
+
 class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._writes = create_session_factory(engine)
-        self._reads = create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self._sessions = create_session_factory(engine)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork | SqlReadOnlyUnitOfWork:
         if read_only:
-            return SqlUnitOfWork(self._reads, read_only=True)
-        return SqlUnitOfWork(self._writes)
+            return SqlReadOnlyUnitOfWork(self._autocommit)
+        return SqlUnitOfWork(self._sessions)
