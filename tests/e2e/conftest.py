@@ -7,6 +7,7 @@ fresh database of this worker's and a Redis database of its own.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis import Redis
 
 from emporium_testkit.isolation import migrate_fresh, redis_url, test_database_url
 from emporium_testkit.processes import ChildProcess, free_port
@@ -38,6 +40,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     migrate_fresh(database_url, ROOT / "services" / "users" / "alembic.ini")
     smtp, mail_http, users_port, gateway_port = (free_port() for _ in range(4))
     redis = redis_url(3)
+    flush = Redis.from_url(redis)
+    flush.flushdb()  # counters and revocations of an earlier run
+    flush.close()
     shared = {"REDIS_URL": redis, "LOG_LEVEL": "WARNING"}
     processes: list[ChildProcess] = []
     try:
@@ -71,7 +76,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
                 "GATEWAY_USERS_URL": f"http://127.0.0.1:{users_port}",
                 "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{free_port()}",
                 "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{free_port()}",
-                "GATEWAY_REDIS_KEY_PREFIX": "e2e:gw:",
+                "GATEWAY_REDIS_KEY_PREFIX": f"e2e:gw:{uuid.uuid4().hex}:",
                 # Generous limits so fuzzing explores past the limiter; the
                 # limits themselves are tested in the gateway's own suite.
                 "RATE_LIMIT_ANONYMOUS": "100000/minute",
@@ -149,8 +154,6 @@ def shopper(api: httpx.AsyncClient) -> Any:
     counter = iter(range(1_000_000))
 
     async def make(prefix: str = "shopper", *, login: bool = True) -> Shopper:
-        import uuid
-
         person = Shopper(api, f"{prefix}-{uuid.uuid4().hex[:10]}-{next(counter)}@example.com")
         await person.register()
         if login:
