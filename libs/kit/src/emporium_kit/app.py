@@ -63,12 +63,16 @@ def create_service_app(
     domain_errors: ErrorStatusMap | None = None,
     unavailable_errors: Sequence[type[BaseException]] = (),
     edge_middleware: Sequence[Middleware] = (),
+    inner_middleware: Sequence[Middleware] = (),
     builtin_docs: bool = True,
 ) -> FastAPI:
     """A FastAPI app with the kit's edges.
 
     ``edge_middleware`` runs just inside the request context (so its refusals
     carry the request id and security headers) and outside everything else.
+    ``inner_middleware`` runs inside every kit middleware, just before
+    FastAPI's own exception handling and router (the gateway hands its route
+    table's requests to the dispatcher there).
     ``builtin_docs=False`` drops FastAPI's CDN-based ``/docs`` and
     ``/openapi.json`` for a service that serves its own (the gateway).
     """
@@ -95,6 +99,8 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     # add_middleware prepends: the last added runs first (outermost).
+    for middleware in reversed(inner_middleware):
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=service)
     for middleware in reversed(edge_middleware):

@@ -1,8 +1,11 @@
 """Structured JSON logging with the request id bound to every line.
 
-structlog renders both its own events and the standard library's records
-(uvicorn, SQLAlchemy, aio-pika) through one processor chain, so every line of a
-process is one JSON object carrying ``request_id`` when one is in context.
+Our own events go through structlog's native pipeline straight to stdout as
+orjson bytes (no stdlib ``logging`` machinery on the hot path: the access line
+is written for every request). Records of the standard library's loggers
+(uvicorn, SQLAlchemy, aio-pika) are rendered by the same processors, so every
+line of a process is one JSON object carrying ``request_id`` when one is in
+context.
 """
 
 from __future__ import annotations
@@ -15,35 +18,50 @@ import orjson
 import structlog
 
 
-def _orjson_dumps(obj: Any, default: Any = None) -> str:
+def _orjson_bytes(obj: Any, default: Any = None) -> bytes:
+    return orjson.dumps(obj, default=default)
+
+
+def _orjson_text(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default).decode()
 
 
 def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -> None:
+    level_number = logging.getLevelNamesMapping()[level.upper()]
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.StackInfoRenderer(),
+        _add_service(service),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    if json:
+        structlog.configure(
+            processors=[
+                *shared,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(serializer=_orjson_bytes),
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(level_number),
+            logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
+            cache_logger_on_first_use=True,
+        )
+        renderer: structlog.types.Processor = structlog.processors.JSONRenderer(
+            serializer=_orjson_text
+        )
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        structlog.configure(
+            processors=[*shared, renderer],
+            wrapper_class=structlog.make_filtering_bound_logger(level_number),
+            logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+            cache_logger_on_first_use=True,
+        )
+
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _add_service(service),
             renderer,
         ],
     )
@@ -51,7 +69,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level_number)
     # Our request middleware writes the access line (with the request id);
     # uvicorn's own access log would duplicate it without one.
     logging.getLogger("uvicorn.access").disabled = True

@@ -22,7 +22,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emporium_kit.app import create_service_app
 from emporium_kit.auth import TokenVerifier, http_jwks_fetcher
@@ -221,13 +222,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         edge_middleware=[
             Middleware(EdgeGuardMiddleware, max_header_bytes=settings.max_header_bytes)
         ],
+        inner_middleware=[
+            Middleware(RouteTableFirst, dispatcher=dispatcher, prefixes=table.path_prefixes())
+        ],
         builtin_docs=False,
     )
     app.include_router(docs_router(openapi, title=TITLE))
     own_routes.extend(app.router.routes)
     app.router.routes.append(docs_assets())
-    # Everything that is not the gateway's own goes to the route table.
-    app.router.routes.append(Mount("", app=dispatcher, name="upstreams"))
     app.state.gateway = components
     return app
 
@@ -243,6 +245,27 @@ async def _warm_up(components: GatewayComponents) -> None:
         await asyncio.wait_for(components.openapi.refresh(), timeout + 1)
     except Exception as exc:
         log.warning("openapi_unavailable_at_start", error=repr(exc))
+
+
+class RouteTableFirst:
+    """Hands the route table's requests to the dispatcher, skipping FastAPI's router.
+
+    Everything under the table's prefixes (``/api/``, ``/.well-known/``) is the
+    dispatcher's, which answers 404 and 405 itself; the gateway's own routes
+    (health, metrics, docs) go on to FastAPI. The hot path thus skips FastAPI's
+    exception middleware and route matching.
+    """
+
+    def __init__(self, app: ASGIApp, *, dispatcher: ASGIApp, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.dispatcher = dispatcher
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+            await self.dispatcher(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def app_from_environment() -> FastAPI:

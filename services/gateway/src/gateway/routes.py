@@ -169,6 +169,12 @@ class RouteTable:
     def services(self) -> frozenset[str]:
         return frozenset(route.service for route in self.routes)
 
+    def path_prefixes(self) -> tuple[str, ...]:
+        """The first segments the table serves (``/api/``, ``/.well-known/``)."""
+        return tuple(
+            sorted({"/" + route.path.strip("/").split("/")[0] + "/" for route in self.routes})
+        )
+
 
 def default_route_table() -> RouteTable:
     return RouteTable(ROUTES)
