@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
@@ -63,10 +62,3 @@ def is_unavailable(exc: BaseException) -> bool:
         cause,
         asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError,
     )
-
-
-def database_name(url: str) -> str:
-    name = make_url(url).database
-    if not name:
-        raise ValueError("the database URL names no database")
-    return name

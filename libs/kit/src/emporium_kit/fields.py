@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -32,8 +32,3 @@ def _single_line(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_control_chars)]
 # One line (names, tokens, ids from clients).
 Line = Annotated[str, AfterValidator(_single_line)]
-
-
-def bounded_line(min_length: int, max_length: int) -> object:
-    """A stripped single line between the given lengths (use in Annotated)."""
-    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)

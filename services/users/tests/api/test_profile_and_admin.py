@@ -30,7 +30,12 @@ async def test_patch_me_updates_name_and_phone(identity: Any) -> None:
 async def test_patch_me_refuses_email_roles_and_bad_values(identity: Any) -> None:
     await identity.register("sneaky@example.com")
     pair = await identity.login("sneaky@example.com")
-    for body in ({"roles": ["admin"]}, {"email": "x@example.com"}, {"phone": "call me"}):
+    for body in (
+        {"roles": ["admin"]},
+        {"email": "x@example.com"},
+        {"phone": "call me"},
+        {"full_name": None},
+    ):
         response = await identity.http.patch(
             "/api/v1/users/me", json=body, headers=identity.bearer(pair)
         )

@@ -131,8 +131,6 @@ async def update_me(body: ProfileUpdate, deps: Identity, caller: Caller) -> User
     changes: dict[str, str | None] = {}
     fields = body.model_fields_set
     if "full_name" in fields:
-        if body.full_name is None:
-            raise ProblemError(422, "validation-failed", "full_name cannot be null.")
         changes["full_name"] = body.full_name
     if "phone" in fields:
         changes["phone"] = body.phone

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    field_validator,
 )
 
 from emporium_kit.fields import Line
@@ -88,8 +89,17 @@ class PasswordResetConfirm(Strict):
 
 
 class ProfileUpdate(Strict):
+    """Only the fields sent change; ``phone: null`` clears the phone."""
+
     full_name: FullName | None = None
     phone: Phone | None = None
+
+    @field_validator("full_name")
+    @classmethod
+    def _full_name_cannot_be_cleared(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("full_name cannot be null")
+        return value
 
 
 class RolesUpdate(Strict):
