@@ -10,7 +10,6 @@ PACKAGES := libs/kit libs/testkit services/users services/gateway stand-ins/mail
 PYPROJECTS := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 SERVICES_WITH_DB := users
 
-export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install check-deps migrate run test lint fmt openapi bench clean
 

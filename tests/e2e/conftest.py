@@ -17,7 +17,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from emporium_testkit.isolation import migrate_fresh, redis_url, test_database_url
+from emporium_testkit.isolation import migrate_fresh, redis_url, worker_database_url
 from emporium_testkit.processes import ChildProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ class System:
 
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    database_url = test_database_url("emporium_users_e2e")
+    database_url = worker_database_url("emporium_users_e2e")
     migrate_fresh(database_url, ROOT / "services" / "users" / "alembic.ini")
     smtp, mail_http, users_port, gateway_port = (free_port() for _ in range(4))
     redis = redis_url(3)

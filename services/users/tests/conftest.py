@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from emporium_testkit.isolation import migrate_fresh, redis_url, test_database_url, truncate_all
+from emporium_testkit.isolation import migrate_fresh, redis_url, truncate_all, worker_database_url
 from emporium_testkit.processes import ChildProcess, free_port
 from users.main import create_app
 from users.settings import UsersSettings
@@ -28,7 +28,7 @@ PASSWORD = "correct-horse-9"
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    url = test_database_url("emporium_users")
+    url = worker_database_url("emporium_users")
     migrate_fresh(url, SERVICE_ROOT / "alembic.ini")
     return url
 

@@ -31,7 +31,7 @@ def worker_index() -> int:
     return int(digits or 0)
 
 
-def test_database_url(base: str) -> str:
+def worker_database_url(base: str) -> str:
     return f"{POSTGRES_URL}/{base}_test_{worker_id()}"
 
 
@@ -42,13 +42,14 @@ def redis_url(service_offset: int) -> str:
 
 def migrate_fresh(url: str, alembic_ini: Path) -> None:
     """Drop and recreate the database, then migrate it to head."""
-    asyncio.run(_recreate(url))
+    asyncio.run(recreate_database(url))
     config = Config(str(alembic_ini))
     config.attributes["database_url"] = url
     command.upgrade(config, "head")
 
 
-async def _recreate(url: str) -> None:
+async def recreate_database(url: str) -> None:
+    """Drop (if present) and create this worker's test database."""
     parsed = make_url(url)
     name = parsed.database
     if not name or not name.endswith(f"_test_{worker_id()}"):

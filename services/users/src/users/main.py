@@ -22,15 +22,16 @@ from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine
 from emporium_kit.email import EmailSender, EmailTemplates
 from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
 from emporium_kit.logging import configure_logging
+from emporium_kit.mail_outbox import MailOutboxSender
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.pagination import CursorCodec, InvalidCursor
 from emporium_kit.revocations import RevocationList
 from users.adapters.access_tokens import JwtIssuer
-from users.adapters.db.tables import outbox
+from users.adapters.db.tables import mail_outbox, outbox
 from users.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from users.adapters.login_throttle import RedisLoginThrottle
 from users.adapters.passwords import BcryptHasher
-from users.adapters.reset_mailer import SmtpResetMailer
+from users.adapters.reset_mailer import ResetEmailComposer
 from users.adapters.revocations import RedisRevocations
 from users.adapters.signing_keys import load_signing_key
 from users.domain import errors
@@ -74,9 +75,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
         settings.jwt_private_key_file,
     )
-    mailer = SmtpResetMailer(
-        EmailSender(settings.smtp), EmailTemplates(TEMPLATES), settings.public_web_url
-    )
+    mailer = ResetEmailComposer(EmailTemplates(TEMPLATES), settings.public_web_url)
     deps = IdentityDeps(
         uow=SqlUnitOfWorkFactory(engine),
         hasher=BcryptHasher(settings.bcrypt_rounds),
@@ -91,6 +90,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         reset_ttl_seconds=settings.password_reset_ttl_seconds,
     )
     relay = OutboxRelay(engine, outbox, settings.amqp_url, name="users-outbox")
+    mail_sender = MailOutboxSender(engine, mail_outbox, EmailSender(settings.smtp))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,12 +104,17 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             )
         if settings.run_outbox_relay:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        if settings.run_mail_sender:
+            background.append(asyncio.create_task(mail_sender.run(), name="mail-sender"))
         try:
             yield
         finally:
             # Uvicorn has stopped taking requests and finished in-flight ones.
+            mail_sender.stop()
             await relay.stop()
-            await mailer.drain()
+            # Let an email being sent finish (its lease would resend it anyway).
+            if background:
+                await asyncio.wait(background, timeout=10)
             for task in background:
                 task.cancel()
             for task in background:

@@ -83,6 +83,9 @@ class UsersSettings(ServiceSettings):
     run_outbox_relay: bool = Field(
         default=True, description="Publish outbox events from this process."
     )
+    run_mail_sender: bool = Field(
+        default=True, description="Send the queued emails (mail outbox) from this process."
+    )
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> UsersSettings:

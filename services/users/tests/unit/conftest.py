@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from emporium_kit.email import RenderedEmail
 from users.domain.model import ClientInfo, Credentials, Session, User
 from users.use_cases.deps import IdentityDeps
 
@@ -29,6 +30,7 @@ class World:
     refresh: dict[bytes, tuple[UUID, bool]] = field(default_factory=dict)
     resets: dict[bytes, tuple[UUID, datetime, bool]] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    emails: list[tuple[str, RenderedEmail]] = field(default_factory=list)
     grants: dict[str, list[str]] = field(default_factory=lambda: {"admin": ["users:admin"]})
 
 
@@ -193,6 +195,9 @@ class FakeUnitOfWork:
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         self.draft.events.append((routing_key, payload))
 
+    async def queue_email(self, to: str, email: RenderedEmail) -> None:
+        self.draft.emails.append((to, email))
+
 
 class PlainHasher:
     async def hash(self, password: str) -> str:
@@ -240,12 +245,13 @@ class BudgetThrottle:
         self.failures.pop(email, None)
 
 
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
+class TokenInBodyComposer:
+    """Writes the token and the lifetime into the email, for the tests to read back."""
 
-    def send_reset_link(self, *, to: str, full_name: str, token: str, expires_minutes: int) -> None:
-        self.sent.append({"to": to, "token": token, "minutes": expires_minutes})
+    def compose_reset_email(
+        self, *, full_name: str, token: str, expires_minutes: int
+    ) -> RenderedEmail:
+        return RenderedEmail(subject=full_name, text=token, html=str(expires_minutes))
 
 
 @dataclass
@@ -254,7 +260,12 @@ class Harness:
     world: World
     clock: FakeClock
     revocations: RecordingRevocations
-    mailer: Outbox
+
+    def reset_emails(self) -> list[dict[str, Any]]:
+        return [
+            {"to": to, "token": email.text, "minutes": int(email.html)}
+            for to, email in self.world.emails
+        ]
 
     def later(self, **delta: float) -> None:
         self.clock.current += timedelta(**delta)
@@ -263,16 +274,16 @@ class Harness:
 @pytest.fixture
 def harness() -> Harness:
     world, clock = World(), FakeClock()
-    revocations, mailer = RecordingRevocations(), Outbox()
+    revocations = RecordingRevocations()
     deps = IdentityDeps(
         uow=lambda read_only=False: FakeUnitOfWork(world, clock),
         hasher=PlainHasher(),
         tokens=CountingTokens(),
         revocations=revocations,
         throttle=BudgetThrottle(),
-        mailer=mailer,
+        mailer=TokenInBodyComposer(),
         clock=clock,
         refresh_ttl_seconds=3600,
         reset_ttl_seconds=1800,
     )
-    return Harness(deps, world, clock, revocations, mailer)
+    return Harness(deps, world, clock, revocations)

@@ -85,7 +85,8 @@ async def test_password_reset_ends_every_session_and_bumps_the_token_version(
     user, _ = await _user_and_login(harness)
     await log_in(harness.deps, email="ann@example.com", password="pass-1234", client=CLIENT)
     await request_password_reset(harness.deps, email="ANN@example.com")
-    [mail] = harness.mailer.sent
+    [mail] = harness.reset_emails()
+    assert mail["to"] == "ann@example.com"
     assert mail["minutes"] == 30
     await confirm_password_reset(harness.deps, token=mail["token"], new_password="new-pass-1")
     assert all(s.revoked_at for s in harness.world.sessions.values())
@@ -101,7 +102,7 @@ async def test_reset_token_expires(harness: Any) -> None:
     harness.later(minutes=31)
     with pytest.raises(ResetTokenInvalid):
         await confirm_password_reset(
-            harness.deps, token=harness.mailer.sent[0]["token"], new_password="new-pass-1"
+            harness.deps, token=harness.reset_emails()[0]["token"], new_password="new-pass-1"
         )
 
 
@@ -114,3 +115,8 @@ async def test_role_change_keeps_customer_and_protects_the_last_admin(harness: A
     admin = next(c.user for c in harness.world.users.values() if "admin" in c.user.roles)
     with pytest.raises(LastAdminRemoval):
         await set_roles(harness.deps, admin.id, ["customer"])
+
+
+async def test_reset_email_is_not_queued_when_the_account_is_unknown(harness: Any) -> None:
+    await request_password_reset(harness.deps, email="nobody@example.com")
+    assert harness.world.emails == []

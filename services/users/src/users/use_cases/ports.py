@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 from uuid import UUID
 
+from emporium_kit.email import RenderedEmail
 from users.domain.model import ClientInfo, Credentials, Session, User
 
 
@@ -94,6 +95,9 @@ class UnitOfWork(Protocol):
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         """Record an integration event, published only if the unit of work commits."""
 
+    async def queue_email(self, to: str, email: RenderedEmail) -> None:
+        """Queue an email, sent (and retried until it is) only if the unit of work commits."""
+
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, read_only: bool = False) -> UnitOfWork:
@@ -137,8 +141,10 @@ class LoginThrottle(Protocol):
 
 
 class ResetMailer(Protocol):
-    def send_reset_link(self, *, to: str, full_name: str, token: str, expires_minutes: int) -> None:
-        """Queue the password-reset email (delivery retries on its own)."""
+    def compose_reset_email(
+        self, *, full_name: str, token: str, expires_minutes: int
+    ) -> RenderedEmail:
+        """The password-reset email, with the link that carries ``token``."""
 
 
 class Clock(Protocol):

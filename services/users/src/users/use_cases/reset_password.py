@@ -11,7 +11,12 @@ PASSWORD_CHANGED = "users.user_password_changed.v1"  # noqa: S105 - a routing ke
 
 
 async def request_password_reset(deps: IdentityDeps, *, email: str) -> None:
-    """Email a single-use reset link when the account exists; silent otherwise."""
+    """Email a single-use reset link when the account exists; silent otherwise.
+
+    The email is queued in the mail outbox in the same transaction as the token
+    and sent by the outbox sender, so the 202 does not wait for SMTP (its timing
+    says nothing about the account) and a crash loses no email.
+    """
     async with deps.uow() as uow:
         credentials = await uow.users.credentials_by_email(normalize_email(email))
         if credentials is None:
@@ -22,13 +27,14 @@ async def request_password_reset(deps: IdentityDeps, *, email: str) -> None:
             token_hash,
             deps.clock.now() + timedelta(seconds=deps.reset_ttl_seconds),
         )
+        # The email commits with the token: neither exists without the other.
+        message = deps.mailer.compose_reset_email(
+            full_name=credentials.user.full_name,
+            token=token,
+            expires_minutes=deps.reset_ttl_seconds // 60,
+        )
+        await uow.queue_email(credentials.user.email, message)
         await uow.commit()
-    deps.mailer.send_reset_link(
-        to=credentials.user.email,
-        full_name=credentials.user.full_name,
-        token=token,
-        expires_minutes=deps.reset_ttl_seconds // 60,
-    )
 
 
 async def confirm_password_reset(deps: IdentityDeps, *, token: str, new_password: str) -> None:

@@ -9,13 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from emporium_kit.context import current_request_id
 from emporium_kit.db import create_session_factory
+from emporium_kit.email import RenderedEmail
+from emporium_kit.mail_outbox import queue_email
 from emporium_kit.messaging.outbox import add_event
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,
     SqlSessionRepository,
     SqlUserRepository,
 )
-from users.adapters.db.tables import outbox
+from users.adapters.db.tables import mail_outbox, outbox
 from users.use_cases.ports import ResetTokenRepository, SessionRepository, UserRepository
 
 
@@ -55,6 +57,11 @@ class SqlUnitOfWork:
         headers = {"x-request-id": request_id} if request_id else {}
         await add_event(self._session, outbox, routing_key, payload, headers=headers)
 
+    async def queue_email(self, to: str, email: RenderedEmail) -> None:
+        request_id = current_request_id()
+        headers = {"X-Request-ID": request_id} if request_id else None
+        await queue_email(self._session, mail_outbox, to, email, headers=headers)
+
 
 class SqlReadOnlyUnitOfWork:
     """Lookups on an autocommit connection, without an ORM session.
@@ -90,6 +97,9 @@ class SqlReadOnlyUnitOfWork:
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         raise RuntimeError("a read-only unit of work cannot record events")
+
+    async def queue_email(self, to: str, email: RenderedEmail) -> None:
+        raise RuntimeError("a read-only unit of work cannot queue emails")
 
 
 class SqlUnitOfWorkFactory:
