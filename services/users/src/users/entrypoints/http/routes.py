@@ -144,7 +144,7 @@ def _cursor_codec(request: Request) -> CursorCodec:
 
 @accounts.get(
     "",
-    summary="List users (admin)",
+    summary="List users (admin), newest first",
     responses={
         **_401,
         403: {"description": "Needs users:admin"},
@@ -157,7 +157,14 @@ async def list_users(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
-    email: Annotated[str | None, Query(min_length=1, max_length=254)] = None,
+    email: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=254,
+            description="Only the user with this email (exact match, case-insensitive).",
+        ),
+    ] = None,
 ) -> UserPage:
     codec = _cursor_codec(request)
     after: tuple[datetime, UUID] | None = None
