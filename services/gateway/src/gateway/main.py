@@ -38,7 +38,7 @@ from gateway.docs import docs_assets, docs_router
 from gateway.edge import EdgeGuardMiddleware
 from gateway.identity import Authenticator
 from gateway.openapi_merge import OpenApiCatalog
-from gateway.proxy import Upstream, UpstreamTimeouts, build_upstreams, circuit_breakers
+from gateway.proxy import Upstream, UpstreamTimeouts, circuit_breakers
 from gateway.ratelimit import RateLimiter, redis_limits_storage
 from gateway.redis_guard import RedisGuard
 from gateway.routes import RouteTable, default_route_table
@@ -95,21 +95,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         threshold=settings.breaker_failure_threshold,
         reset_seconds=settings.breaker_reset_seconds,
     )
-    upstreams = build_upstreams(
-        settings.upstream_urls(),
-        timeouts=UpstreamTimeouts(
-            connect=settings.upstream_connect_timeout_seconds,
-            read=settings.upstream_read_timeout_seconds,
-            write=settings.upstream_write_timeout_seconds,
-            pool=settings.upstream_pool_timeout_seconds,
-        ),
-        max_connections=settings.upstream_max_connections,
-        max_keepalive=settings.upstream_max_keepalive,
-        breakers=breakers,
-        retry_attempts=settings.retry_attempts,
-        retry_backoff_seconds=settings.retry_backoff_seconds,
-        breaker_reset_seconds=settings.breaker_reset_seconds,
+    timeouts = UpstreamTimeouts(
+        connect=settings.upstream_connect_timeout_seconds,
+        read=settings.upstream_read_timeout_seconds,
+        write=settings.upstream_write_timeout_seconds,
+        pool=settings.upstream_pool_timeout_seconds,
     )
+    upstreams = {
+        name: Upstream(
+            name,
+            url,
+            timeouts=timeouts,
+            max_connections=settings.upstream_max_connections,
+            max_keepalive=settings.upstream_max_keepalive,
+            breakers=breakers,
+            retry_attempts=settings.retry_attempts,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
+            breaker_reset_seconds=settings.breaker_reset_seconds,
+        )
+        for name, url in settings.upstream_urls().items()
+    }
     verifier = TokenVerifier(
         http_jwks_fetcher(upstreams["users"].client, settings.jwks_path),
         leeway_seconds=settings.token_leeway_seconds,

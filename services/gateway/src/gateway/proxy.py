@@ -350,30 +350,3 @@ async def relay_response(
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         await response.aclose()
-
-
-def build_upstreams(
-    urls: dict[str, str],
-    *,
-    timeouts: UpstreamTimeouts,
-    max_connections: int,
-    max_keepalive: int,
-    breakers: AsyncCircuitBreakerFactory,
-    retry_attempts: int,
-    retry_backoff_seconds: float,
-    breaker_reset_seconds: float,
-) -> dict[str, Upstream]:
-    return {
-        name: Upstream(
-            name,
-            url,
-            timeouts=timeouts,
-            max_connections=max_connections,
-            max_keepalive=max_keepalive,
-            breakers=breakers,
-            retry_attempts=retry_attempts,
-            retry_backoff_seconds=retry_backoff_seconds,
-            breaker_reset_seconds=breaker_reset_seconds,
-        )
-        for name, url in urls.items()
-    }

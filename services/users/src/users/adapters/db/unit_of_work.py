@@ -21,21 +21,26 @@ from users.adapters.db.tables import mail_outbox, outbox
 from users.use_cases.ports import ResetTokenRepository, SessionRepository, UserRepository
 
 
-class SqlUnitOfWork:
-    """Nothing is written unless ``commit`` is called; leaving the block rolls back."""
-
+class _Repositories:
     users: UserRepository
     sessions: SessionRepository
     reset_tokens: ResetTokenRepository
+
+    def _open_repositories(self, executor: AsyncSession | AsyncConnection) -> None:
+        self.users = SqlUserRepository(executor)
+        self.sessions = SqlSessionRepository(executor)
+        self.reset_tokens = SqlResetTokenRepository(executor)
+
+
+class SqlUnitOfWork(_Repositories):
+    """Nothing is written unless ``commit`` is called; leaving the block rolls back."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
 
     async def __aenter__(self) -> Self:
         self._session = self._factory()
-        self.users = SqlUserRepository(self._session)
-        self.sessions = SqlSessionRepository(self._session)
-        self.reset_tokens = SqlResetTokenRepository(self._session)
+        self._open_repositories(self._session)
         return self
 
     async def __aexit__(
@@ -63,25 +68,19 @@ class SqlUnitOfWork:
         await queue_email(self._session, mail_outbox, to, email, headers=headers)
 
 
-class SqlReadOnlyUnitOfWork:
+class SqlReadOnlyUnitOfWork(_Repositories):
     """Lookups on an autocommit connection, without an ORM session.
 
     No BEGIN or ROLLBACK around the statements and no session bookkeeping, so
     a lookup on a hot path (every authenticated request) costs one round trip.
     """
 
-    users: UserRepository
-    sessions: SessionRepository
-    reset_tokens: ResetTokenRepository
-
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def __aenter__(self) -> Self:
         self._connection: AsyncConnection = await self._engine.connect()
-        self.users = SqlUserRepository(self._connection)
-        self.sessions = SqlSessionRepository(self._connection)
-        self.reset_tokens = SqlResetTokenRepository(self._connection)
+        self._open_repositories(self._connection)
         return self
 
     async def __aexit__(
