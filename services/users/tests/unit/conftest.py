@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from emporium_kit.email import RenderedEmail
-from users.domain.model import ClientInfo, Credentials, Session, User
+from users.domain.model import ClientInfo, Credentials, LoginLockout, Session, User
 from users.use_cases.deps import IdentityDeps
 
 
@@ -233,16 +233,16 @@ class RecordingRevocations:
 class BudgetThrottle:
     def __init__(self, budget: int = 3) -> None:
         self.budget = budget
-        self.failures: dict[str, int] = {}
+        self.spent: dict[str, int] = {}
 
-    async def retry_after(self, email: str) -> int | None:
-        return 60 if self.failures.get(email, 0) >= self.budget else None
+    async def take_attempt(self, email: str) -> LoginLockout | None:
+        if self.spent.get(email, 0) >= self.budget:
+            return LoginLockout(limit=self.budget, retry_after=60)
+        self.spent[email] = self.spent.get(email, 0) + 1
+        return None
 
-    async def record_failure(self, email: str) -> None:
-        self.failures[email] = self.failures.get(email, 0) + 1
-
-    async def reset(self, email: str) -> None:
-        self.failures.pop(email, None)
+    async def give_back(self, email: str) -> None:
+        self.spent.pop(email, None)
 
 
 class TokenInBodyComposer:

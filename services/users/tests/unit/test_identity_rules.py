@@ -76,7 +76,7 @@ async def test_failed_logins_spend_the_budget_then_throttle(harness: Any) -> Non
             await log_in(harness.deps, email="b@example.com", password="wrong", client=CLIENT)
     with pytest.raises(TooManyLoginFailures) as blocked:
         await log_in(harness.deps, email="b@example.com", password="pass-1234", client=CLIENT)
-    assert blocked.value.retry_after == 60
+    assert (blocked.value.limit, blocked.value.retry_after) == (3, 60)
 
 
 async def test_password_reset_ends_every_session_and_bumps_the_token_version(

@@ -1,5 +1,10 @@
 """Per-account login-failure budget on Redis, with the ``limits`` library.
 
+Every login takes an entry of the moving window first (``hit``: one atomic
+script that either takes it or refuses), and a correct password clears the
+window again. Testing the window, checking the password, then recording the
+failure would let concurrent guesses all pass the test before any is counted.
+
 Keyed by a hash of the normalised email, so the keys say nothing about who
 tried, and the answer is the same whether the account exists or not. If Redis
 is down the throttle fails open (logged): a broken cache must not lock every
@@ -20,9 +25,12 @@ from limits.errors import StorageError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from users.domain.model import LoginLockout
+
 log = structlog.get_logger(__name__)
 
 _UNAVAILABLE = (StorageError, RedisError, ConnectionError, OSError, TimeoutError)
+_NAMESPACE = "login-failures"
 
 
 class RedisLoginThrottle:
@@ -40,25 +48,24 @@ class RedisLoginThrottle:
     def _key(email: str) -> str:
         return hashlib.sha256(email.encode()).hexdigest()[:32]
 
-    async def retry_after(self, email: str) -> int | None:
+    async def take_attempt(self, email: str) -> LoginLockout | None:
         key = self._key(email)
         try:
-            if await self._limiter.test(self._item, "login-failures", key):
+            if await self._limiter.hit(self._item, _NAMESPACE, key):
                 return None
-            stats = await self._limiter.get_window_stats(self._item, "login-failures", key)
+            stats = await self._limiter.get_window_stats(self._item, _NAMESPACE, key)
         except _UNAVAILABLE as exc:
             log.warning("login_throttle_unavailable", error=repr(exc))
             return None
-        return max(1, math.ceil(stats.reset_time - time.time()))
+        return LoginLockout(
+            limit=self._item.amount,
+            retry_after=max(1, math.ceil(stats.reset_time - time.time())),
+        )
 
-    async def record_failure(self, email: str) -> None:
+    async def give_back(self, email: str) -> None:
+        # The moving window has no public "return one entry": clearing returns
+        # them all, which is what a correct password earns anyway.
         try:
-            await self._limiter.hit(self._item, "login-failures", self._key(email))
-        except _UNAVAILABLE as exc:
-            log.warning("login_throttle_unavailable", error=repr(exc))
-
-    async def reset(self, email: str) -> None:
-        try:
-            await self._limiter.clear(self._item, "login-failures", self._key(email))
+            await self._limiter.clear(self._item, _NAMESPACE, self._key(email))
         except _UNAVAILABLE as exc:
             log.warning("login_throttle_unavailable", error=repr(exc))

@@ -24,10 +24,18 @@ class InvalidCredentials(IdentityError):
 class TooManyLoginFailures(IdentityError):
     code = "too-many-login-failures"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, *, limit: int, retry_after: int) -> None:
         super().__init__("Too many failed logins for this account; try again later.")
+        self.limit = limit
         self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
+        # The limit that fired, in the contract's rate-limit headers (the
+        # gateway passes these on instead of its own per-IP numbers).
+        self.headers = {
+            "Retry-After": str(retry_after),
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(retry_after),
+        }
 
 
 class RefreshTokenInvalid(IdentityError):

@@ -50,6 +50,14 @@ class TokenPair:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginLockout:
+    """An account whose login-attempt budget (``limit`` per window) is spent for now."""
+
+    limit: int
+    retry_after: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClientInfo:
     """Where a login came from, kept on its session."""
 

@@ -14,21 +14,23 @@ from users.use_cases.ports import UnitOfWork
 async def log_in(deps: IdentityDeps, *, email: str, password: str, client: ClientInfo) -> TokenPair:
     """Start a session: one refresh-token family per login.
 
-    The throttle is keyed by the normalised email whether or not an account
+    The attempt is taken from the account's budget before bcrypt runs and
+    given back only when the password is right, so however many guesses
+    arrive at once, at most the budget of them is ever evaluated. The
+    throttle is keyed by the normalised email whether or not an account
     exists, and a missing account costs a bcrypt verify too, so neither the
     answer nor its timing tells which emails are registered.
     """
     key = normalize_email(email)
-    retry_after = await deps.throttle.retry_after(key)
-    if retry_after is not None:
-        raise TooManyLoginFailures(retry_after)
+    lockout = await deps.throttle.take_attempt(key)
+    if lockout is not None:
+        raise TooManyLoginFailures(limit=lockout.limit, retry_after=lockout.retry_after)
     async with deps.uow(read_only=True) as uow:
         credentials = await uow.users.credentials_by_email(key)
     valid = await deps.hasher.verify(password, credentials.password_hash if credentials else None)
     if credentials is None or not valid:
-        await deps.throttle.record_failure(key)
         raise InvalidCredentials
-    await deps.throttle.reset(key)
+    await deps.throttle.give_back(key)
     async with deps.uow() as uow:
         session = await uow.sessions.start(
             user_id=credentials.user.id,

@@ -9,7 +9,7 @@ from typing import Any, Protocol, Self
 from uuid import UUID
 
 from emporium_kit.email import RenderedEmail
-from users.domain.model import ClientInfo, Credentials, Session, User
+from users.domain.model import ClientInfo, Credentials, LoginLockout, Session, User
 
 
 class UserRepository(Protocol):
@@ -132,12 +132,17 @@ class Revocations(Protocol):
 
 
 class LoginThrottle(Protocol):
-    async def retry_after(self, email: str) -> int | None:
-        """Seconds to wait when the account's failure budget is spent, else None."""
+    """The per-account budget of login attempts whose password turned out wrong."""
 
-    async def record_failure(self, email: str) -> None: ...
+    async def take_attempt(self, email: str) -> LoginLockout | None:
+        """Spend one attempt before the password is checked; the lockout if none is left.
 
-    async def reset(self, email: str) -> None: ...
+        Taking is atomic, so concurrent guesses cannot all pass a check made
+        before any of them is counted: at most the budget is ever evaluated.
+        """
+
+    async def give_back(self, email: str) -> None:
+        """The password was right: the attempts spent so far are returned."""
 
 
 class ResetMailer(Protocol):
