@@ -88,8 +88,8 @@ class FakeUsers:
     async def known_roles(self) -> set[str]:
         return {"customer", "staff", "admin"}
 
-    async def count_with_role(self, role: str) -> int:
-        return sum(role in c.user.roles for c in self.w.users.values())
+    async def lock_role_holders(self, role: str) -> frozenset[UUID]:
+        return frozenset(c.user.id for c in self.w.users.values() if role in c.user.roles)
 
     async def permissions_of(self, roles: Sequence[str]) -> list[str]:
         return sorted({p for r in roles for p in self.w.grants.get(r, [])})

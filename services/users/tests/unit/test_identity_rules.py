@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
@@ -16,6 +17,7 @@ from users.domain.errors import (
     TooManyLoginFailures,
 )
 from users.domain.model import ClientInfo
+from users.domain.roles import ensure_an_admin_remains
 from users.use_cases.bootstrap_admin import bootstrap_admin
 from users.use_cases.log_in import log_in
 from users.use_cases.manage_users import set_roles
@@ -120,3 +122,12 @@ async def test_role_change_keeps_customer_and_protects_the_last_admin(harness: A
 async def test_reset_email_is_not_queued_when_the_account_is_unknown(harness: Any) -> None:
     await request_password_reset(harness.deps, email="nobody@example.com")
     assert harness.world.emails == []
+
+
+def test_an_admin_remains_unless_another_admin_holds_the_role() -> None:
+    last, other = uuid4(), uuid4()
+    with pytest.raises(LastAdminRemoval):
+        ensure_an_admin_remains({last}, last, ["customer", "staff"])
+    ensure_an_admin_remains({last, other}, last, ["customer"])
+    ensure_an_admin_remains({last}, last, ["admin", "customer"])
+    ensure_an_admin_remains({last}, other, ["customer"])

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from users.domain.errors import LastAdminRemoval, UnknownRole, UserNotFound
+from users.domain.errors import UnknownRole, UserNotFound
 from users.domain.model import User
-from users.domain.roles import ADMIN, with_base_role
+from users.domain.roles import ADMIN, ensure_an_admin_remains, with_base_role
 from users.use_cases.deps import IdentityDeps
 
 
@@ -45,15 +45,12 @@ async def set_roles(deps: IdentityDeps, user_id: UUID, roles: Sequence[str]) -> 
         unknown = set(wanted) - await uow.users.known_roles()
         if unknown:
             raise UnknownRole(sorted(unknown))
-        user = await uow.users.get(user_id)
-        if user is None:
+        if await uow.users.get(user_id) is None:
             raise UserNotFound
-        if (
-            ADMIN in user.roles
-            and ADMIN not in wanted
-            and await uow.users.count_with_role(ADMIN) <= 1
-        ):
-            raise LastAdminRemoval
+        # Locked until commit: a concurrent role change waits here, then sees
+        # the admins as this one left them.
+        admins = await uow.users.lock_role_holders(ADMIN)
+        ensure_an_admin_remains(admins, user_id, wanted)
         version = await uow.users.set_roles(user_id, wanted)
         updated = await uow.users.get(user_id)
         await uow.commit()

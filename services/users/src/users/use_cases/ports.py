@@ -35,7 +35,13 @@ class UserRepository(Protocol):
 
     async def known_roles(self) -> set[str]: ...
 
-    async def count_with_role(self, role: str) -> int: ...
+    async def lock_role_holders(self, role: str) -> frozenset[UUID]:
+        """The users holding ``role``, locked until the unit of work ends.
+
+        Role changes that read them queue behind each other, so a rule over
+        the holders (an admin remains) is decided on what the previous change
+        committed.
+        """
 
     async def permissions_of(self, roles: Sequence[str]) -> list[str]: ...
 

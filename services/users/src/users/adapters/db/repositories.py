@@ -146,9 +146,17 @@ class SqlUserRepository:
         return version
 
     async def set_roles(self, user_id: UUID, roles: Sequence[str]) -> int:
-        await self._s.execute(sa.delete(user_roles).where(user_roles.c.user_id == user_id))
+        # Kept roles keep their rows (no delete and re-insert), so the rows a
+        # concurrent change has locked stay the rows it re-reads.
         await self._s.execute(
-            sa.insert(user_roles), [{"user_id": user_id, "role": role} for role in roles]
+            sa.delete(user_roles).where(
+                user_roles.c.user_id == user_id, user_roles.c.role.not_in(list(roles))
+            )
+        )
+        await self._s.execute(
+            insert(user_roles)
+            .values([{"user_id": user_id, "role": role} for role in roles])
+            .on_conflict_do_nothing(index_elements=[user_roles.c.user_id, user_roles.c.role])
         )
         version: int = (
             await self._s.execute(
@@ -163,13 +171,16 @@ class SqlUserRepository:
     async def known_roles(self) -> set[str]:
         return set((await self._s.execute(sa.select(roles.c.name))).scalars())
 
-    async def count_with_role(self, role: str) -> int:
-        count: int = (
-            await self._s.execute(
-                sa.select(sa.func.count()).select_from(user_roles).where(user_roles.c.role == role)
-            )
-        ).scalar_one()
-        return count
+    async def lock_role_holders(self, role: str) -> frozenset[UUID]:
+        # FOR UPDATE in one order: concurrent callers queue instead of deadlocking,
+        # and a waiter re-reads the rows once the holder commits (READ COMMITTED).
+        result = await self._s.execute(
+            sa.select(user_roles.c.user_id)
+            .where(user_roles.c.role == role)
+            .order_by(user_roles.c.user_id)
+            .with_for_update()
+        )
+        return frozenset(result.scalars())
 
     async def permissions_of(self, role_names: Sequence[str]) -> list[str]:
         result = await self._s.execute(
