@@ -8,7 +8,7 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -46,6 +46,11 @@ def build(*, redis_port: int = 6379, amqp_port: int = 5672, postgres_port: int =
     @router.get("/widgets")
     async def listing(limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, int]:
         return {"limit": limit}
+
+    @router.api_route("/body-size", methods=["GET", "DELETE"])
+    async def body_size(request: Request) -> dict[str, int]:
+        # Reads whatever body comes, as the gateway does when it forwards one.
+        return {"bytes": len(await request.body())}
 
     @router.get("/rows")
     async def rows() -> dict[str, int]:
@@ -169,6 +174,60 @@ async def test_body_limits_and_content_type(client: httpx.AsyncClient) -> None:
         headers={"Content-Type": "application/vnd.api+json"},
     )
     assert vendor_json.status_code == 201
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_every_method_refuses_an_oversized_declared_body_before_reading_it(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    pulled = 0
+
+    async def sixteen_mebibytes() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(256):
+            pulled += 1
+            yield b" " * 65536
+
+    response = await client.request(
+        method,
+        "/body-size",
+        content=sixteen_mebibytes(),
+        headers={"Content-Type": "application/json", "Content-Length": str(16 * 1024 * 1024)},
+    )
+
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/body-too-large")
+    assert pulled <= 1
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_every_method_cuts_off_a_chunked_body_once_it_passes_the_limit(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(256):
+            pulled += 1
+            yield b" " * 512
+
+    response = await client.request(
+        method, "/body-size", content=endless(), headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 413
+    # The limit is 1024 bytes: the third chunk passes it and nothing more is read.
+    assert pulled <= 4
+
+
+async def test_a_small_body_on_a_get_is_still_read(client: httpx.AsyncClient) -> None:
+    response = await client.request(
+        "GET", "/body-size", content=b"{}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"bytes": 2}
 
 
 async def test_domain_errors_map_to_their_status_and_code(client: httpx.AsyncClient) -> None:

@@ -98,9 +98,6 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
 def is_json_media_type(content_type: str | None) -> bool:
     """``application/json`` or any ``application/*+json``, parameters ignored."""
     if content_type is None:
@@ -121,8 +118,11 @@ class _BodyTooLarge(HTTPException):
 class BodyGuardMiddleware:
     """Refuses oversized bodies (413) and non-JSON bodies (415) before any route runs.
 
-    The size is checked against ``Content-Length`` and, for chunked uploads,
-    while the body streams in, so a lying client is cut off too.
+    Every method is guarded: a GET or DELETE may carry a body too, and whatever
+    reads it (a route, or the gateway forwarding it) must never hold more than
+    the limit. The size is checked against ``Content-Length`` and, for chunked
+    uploads, while the body streams in, so a lying client is cut off as soon as
+    it passes the limit and the rest is never read.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
@@ -130,7 +130,7 @@ class BodyGuardMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

@@ -38,7 +38,14 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576,
         validation_alias=AliasChoices("MAX_BODY_BYTES"),
-        description="Largest request body accepted (413 above it).",
+        description="Largest request body accepted on any method (413 above it).",
+    )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_HEADER_BYTES"),
+        description="Largest request header block accepted (431 above it, before it is "
+        "read whole; see emporium_kit.serving).",
     )
     health_check_timeout_seconds: float = Field(
         default=2.0, validation_alias=AliasChoices("HEALTH_CHECK_TIMEOUT_SECONDS")

@@ -52,11 +52,6 @@ class GatewaySettings(ServiceSettings):
     graceful_shutdown_seconds: int = Field(
         default=10, ge=0, description="Seconds in-flight requests get to finish on shutdown."
     )
-    max_header_bytes: int = Field(
-        default=16_384,
-        ge=1024,
-        description="Largest total size of the request line's headers (431 above it).",
-    )
 
     # --- upstream services --------------------------------------------------
     users_url: str = Field(

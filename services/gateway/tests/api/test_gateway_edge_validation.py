@@ -16,6 +16,7 @@ from gateway_testkit import (
     serve,
 )
 
+from emporium_kit.serving import BOUNDED_HTTPTOOLS
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
 
@@ -63,13 +64,14 @@ async def test_oversized_headers_are_431(gateway: Gateway, upstream: TestUpstrea
 
 @pytest.fixture
 async def served_gateway(upstream: TestUpstream) -> AsyncIterator[int]:
-    """The gateway on a real uvicorn (httptools), as ``python -m gateway`` runs it."""
+    """The gateway on a real uvicorn (the kit's bounded httptools), as ``python -m gateway``."""
     settings: GatewaySettings = gateway_settings(upstream)
     port = free_port()
     async with serve(
         create_app(settings),
         port,
-        http="httptools",
+        http=BOUNDED_HTTPTOOLS,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         server_header=False,
         proxy_headers=False,
         lifespan="on",

@@ -1,26 +1,18 @@
-"""``python -m users``: serve the users service with uvicorn (uvloop, httptools)."""
+"""``python -m users``: serves the users service with the kit's uvicorn set-up."""
 
 from __future__ import annotations
 
-import uvicorn
-
+from emporium_kit.serving import serve
 from users.settings import UsersSettings
 
 
 def main() -> None:
     settings = UsersSettings()
-    uvicorn.run(
+    serve(
         "users.main:create_app",
-        factory=True,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        server_header=False,
-        proxy_headers=False,
-        access_log=False,
-        timeout_graceful_shutdown=20,
-        log_config=None,
+        max_header_bytes=settings.max_header_bytes,
     )
 
 

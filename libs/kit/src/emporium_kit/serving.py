@@ -1,0 +1,188 @@
+"""How every service is served: uvicorn (uvloop, httptools) with a bounded request head.
+
+uvicorn's httptools protocol keeps every header of a request in memory until the
+head is complete, however large it grows: httptools has no limit of its own
+(h11's ``h11_max_incomplete_event_size`` is the only one uvicorn has, and it
+answers a bare 400). :class:`BoundedHttpToolsProtocol` counts the head as it
+arrives and, past ``max_header_bytes``, answers 431 with a problem document and
+closes the connection, before the rest is read (ADR 0008). It takes its limit
+from uvicorn's ``h11_max_incomplete_event_size``, so one setting bounds both
+parsers.
+
+Every ``python -m <service>`` calls :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from emporium_kit.context import REQUEST_ID_HEADER
+from emporium_kit.middleware import API_CSP, SECURITY_HEADERS
+from emporium_kit.problems import PROBLEM_CONTENT_TYPE, problem_type
+
+DEFAULT_MAX_HEADER_BYTES = 16_384
+# The request line is not part of the header block, but it is read before it and
+# is just as unbounded in httptools: this much of it is tolerated on top.
+REQUEST_LINE_ALLOWANCE_BYTES = 8_192
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request head that is too large."""
+
+
+def headers_too_large_response(max_header_bytes: int) -> bytes:
+    """The raw 431 response, written before any ASGI app sees the request."""
+    request_id = uuid.uuid4().hex
+    body = orjson.dumps(
+        {
+            "type": problem_type("headers-too-large"),
+            "title": "Request Header Fields Too Large",
+            "status": 431,
+            "detail": f"Request headers are limited to {max_header_bytes} bytes.",
+            "request_id": request_id,
+        }
+    )
+    headers = [
+        ("content-type", PROBLEM_CONTENT_TYPE),
+        ("content-length", str(len(body))),
+        ("connection", "close"),
+        (REQUEST_ID_HEADER.lower(), request_id),
+        *SECURITY_HEADERS,
+        ("content-security-policy", API_CSP),
+    ]
+    head = "HTTP/1.1 431 Request Header Fields Too Large\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers
+    )
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bounded request head (431 above the limit).
+
+    Two counters: the exact size of the header lines parsed so far (name, value
+    and 4 bytes of separators each, the measure the edge middleware uses too),
+    and the raw bytes of the reads that arrive while a head is incomplete, which
+    also covers a request line or a single header line that httptools is still
+    accumulating. A head is thus refused at most one read (64 KiB) past
+    ``max_header_bytes`` plus the request-line allowance.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.max_header_bytes = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
+        self._header_bytes = 0
+        self._raw_head_bytes = 0
+        self._in_head = True
+        self._began_in_this_read = False
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        continuing = self._in_head
+        self._began_in_this_read = False
+        super().data_received(data)
+        if self._refused or not self._in_head:
+            return
+        # The head is still incomplete. When it began in an earlier read, all of
+        # this read is head; when it began in this one, the read may also hold
+        # the end of the previous request, so the exact counter alone decides.
+        if continuing and not self._began_in_this_read:
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self.max_header_bytes + REQUEST_LINE_ALLOWANCE_BYTES:
+                self._refuse()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._began_in_this_read = True
+        self._header_bytes = 0
+        self._raw_head_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.max_header_bytes:
+            self._refused = True
+            raise _HeadersTooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._raw_head_bytes = 0
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # httptools reports an exception raised in a callback as a parser error.
+        if self._refused:
+            self._refuse()
+            return
+        super().send_400_response(msg)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        if not self.transport.is_closing():
+            self.transport.write(headers_too_large_response(self.max_header_bytes))
+            self.transport.close()
+
+
+BOUNDED_HTTPTOOLS = f"{__name__}:{BoundedHttpToolsProtocol.__name__}"
+
+
+def serve(
+    app_factory: str,
+    *,
+    host: str,
+    port: int,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    workers: int = 1,
+    graceful_shutdown_seconds: int = 20,
+) -> None:
+    """Run ``app_factory`` (``module:function``) under uvicorn until SIGINT/SIGTERM.
+
+    uvloop and the bounded httptools protocol; no ``Server`` banner, no proxy
+    headers (the kit's client-IP resolver decides whom to believe), no uvicorn
+    access log (the kit logs one line per request). With several workers,
+    prometheus-client's multiprocess mode needs a shared directory: when
+    ``PROMETHEUS_MULTIPROC_DIR`` is not set, a fresh one is made for this run.
+    """
+    made_metrics_dir: str | None = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        made_metrics_dir = tempfile.mkdtemp(prefix="emporium-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made_metrics_dir
+    try:
+        uvicorn.run(
+            app_factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http=BOUNDED_HTTPTOOLS,
+            lifespan="on",
+            server_header=False,
+            proxy_headers=False,
+            access_log=False,
+            timeout_graceful_shutdown=graceful_shutdown_seconds,
+            h11_max_incomplete_event_size=max_header_bytes,
+            log_config=None,
+        )
+    finally:
+        if made_metrics_dir is not None:
+            shutil.rmtree(made_metrics_dir, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""The bounded httptools protocol: a request head over the limit is 431, never buffered whole."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from emporium_kit.serving import BOUNDED_HTTPTOOLS
+from emporium_testkit.processes import free_port
+
+LIMIT = 16_384
+
+
+class CountingApp:
+    """Answers 200 with how many header lines it saw; counts the requests it ran."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        body = orjson.dumps({"headers": len(scope["headers"])})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+@contextlib.asynccontextmanager
+async def served(app: CountingApp) -> AsyncIterator[int]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            http=BOUNDED_HTTPTOOLS,
+            h11_max_incomplete_event_size=LIMIT,
+            lifespan="off",
+            log_config=None,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def app() -> CountingApp:
+    return CountingApp()
+
+
+@pytest.fixture
+async def port(app: CountingApp) -> AsyncIterator[int]:
+    async with served(app) as port:
+        yield port
+
+
+def parse(reply: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout=5)
+    finally:
+        writer.close()
+
+
+async def test_many_header_lines_over_the_limit_are_431_problems(
+    port: int, app: CountingApp
+) -> None:
+    lines = b"".join(f"X-Filler-{n}: {'v' * 100}\r\n".encode() for n in range(200))
+    reply = await exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\n" + lines + b"\r\n")
+
+    status, headers, body = parse(reply)
+    assert status == 431
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert headers["x-content-type-options"] == "nosniff"
+    problem = orjson.loads(body)
+    assert problem["status"] == 431
+    assert problem["type"].endswith("/headers-too-large")
+    assert problem["request_id"] == headers["x-request-id"]
+    assert app.calls == 0
+
+
+async def test_a_header_that_never_ends_is_refused_before_it_is_read_whole(
+    port: int, app: CountingApp
+) -> None:
+    """The client keeps sending one header value; the server answers 431 mid-stream."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nX-Endless: ")
+        sent = 0
+        reply = b""
+        # Without a bound the server would wait for the line's end forever.
+        while sent < 4 * 1024 * 1024:
+            try:
+                writer.write(b"a" * 8192)
+                await writer.drain()
+            except ConnectionError:
+                break
+            sent += 8192
+            with contextlib.suppress(TimeoutError):
+                reply = await asyncio.wait_for(reader.read(65536), timeout=0.01)
+            if reply:
+                break
+        if not reply:
+            reply = await asyncio.wait_for(reader.read(65536), timeout=5)
+    finally:
+        writer.close()
+
+    assert parse(reply)[0] == 431
+    assert sent < 256 * 1024
+    assert app.calls == 0
+
+
+async def test_a_head_within_the_limit_is_served_and_the_connection_kept(
+    port: int, app: CountingApp
+) -> None:
+    lines = b"".join(f"X-Filler-{n}: {'v' * 100}\r\n".encode() for n in range(100))
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n" + lines + b"\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        # Two requests on one keep-alive connection: the count starts again for each.
+        for _ in range(2):
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            status, headers, _ = parse(head)
+            assert status == 200
+            await reader.readexactly(int(headers["content-length"]))
+    finally:
+        writer.close()
+    assert app.calls == 2
