@@ -81,7 +81,14 @@ async def read_body(receive: Receive) -> bytes:
 def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *extra]
+            headers = list(message.get("headers", ()))
+            if any(name.lower().startswith(b"ratelimit-") for name, _ in headers):
+                # The upstream reports the limit that decided its answer (the users
+                # service's per-account login lockout): its numbers win over ours.
+                extra_kept = [(n, v) for n, v in extra if not n.startswith(b"ratelimit-")]
+            else:
+                extra_kept = extra
+            message["headers"] = [*headers, *extra_kept]
         await send(message)
 
     return sending
