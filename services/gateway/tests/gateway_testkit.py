@@ -117,6 +117,7 @@ class TestUpstream:
     keys: list[SigningKey] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     ready_status: int = 200
+    jwks_fetches: int = 0
 
     __test__ = False  # not a test class, despite the name
 
@@ -127,6 +128,7 @@ class TestUpstream:
     def reset(self) -> None:
         self.received.clear()
         self.ready_status = 200
+        self.jwks_fetches = 0
 
     def paths(self) -> list[str]:
         return [request.path for request in self.received]
@@ -195,6 +197,7 @@ def upstream_app(state: TestUpstream) -> FastAPI:
 
     @app.get("/.well-known/jwks.json")
     async def jwks() -> dict[str, Any]:
+        state.jwks_fetches += 1
         return {"keys": [key.jwk() for key in state.keys]}
 
     @app.get("/health/ready")

@@ -40,6 +40,10 @@ class InvalidToken(Exception):
     code = "invalid-token"
 
 
+class UnknownSigningKey(InvalidToken):
+    """The token names a key id the verifier does not hold (and did not fetch now)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling, as proven by a verified access token."""
@@ -73,8 +77,13 @@ def http_jwks_fetcher(client: httpx.AsyncClient, url: str) -> JwksFetcher:
 class TokenVerifier:
     """Verifies access tokens against a JWKS, refreshing it when an unknown kid appears.
 
-    Unknown kids trigger at most one refresh per ``min_refresh_interval`` so a
-    flood of forged kids cannot turn into a flood of JWKS fetches.
+    A refresh is single-flight: concurrent requests with unknown kids share one
+    lock, and each re-checks the keys inside it, so a refresh that just brought
+    the key serves everyone waiting. Refreshes are attempted at most once per
+    ``min_refresh_interval``, whether or not they succeed, and the interval
+    doubles after each failure (up to ``max_refresh_backoff``), so a flood of
+    forged kids cannot turn into a flood of JWKS fetches, nor a users outage
+    into a retry storm. A token whose kid is known never waits for the lock.
     """
 
     def __init__(
@@ -83,13 +92,18 @@ class TokenVerifier:
         *,
         leeway_seconds: int = 5,
         min_refresh_interval: float = 10.0,
+        max_refresh_backoff: float = 300.0,
         cache_size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch_jwks = fetch_jwks
+        self._clock = clock
         self._keys: dict[str, Any] = {}
         self._leeway = leeway_seconds
         self._min_refresh_interval = min_refresh_interval
-        self._last_refresh = float("-inf")
+        self._max_refresh_backoff = max(min_refresh_interval, max_refresh_backoff)
+        self._next_refresh_at = float("-inf")
+        self._failed_refreshes = 0
         self._lock = asyncio.Lock()
         # Verified tokens, keyed by the whole token (signature included, so a
         # forgery can never hit): a client reuses its token for minutes, and
@@ -106,47 +120,72 @@ class TokenVerifier:
 
         verifier = cls(fixed, min_refresh_interval=float("inf"))
         verifier._keys = dict(keys)
-        verifier._last_refresh = time.monotonic()
+        verifier._next_refresh_at = float("inf")
         return verifier
 
     async def refresh(self) -> None:
+        """Fetch the JWKS now (start-up, or a caller that knows the keys changed)."""
         async with self._lock:
+            await self._refresh_locked()
+
+    async def _refresh_locked(self) -> None:
+        # The next attempt is scheduled before this one runs, so a failure
+        # (or a fetch that hangs until its timeout) counts against the budget.
+        self._next_refresh_at = self._clock() + self._min_refresh_interval
+        try:
             document = await self._fetch_jwks()
             keys: dict[str, Any] = {}
             for jwk in document.get("keys", []):
                 if jwk.get("kty") == "OKP" and jwk.get("kid"):
                     keys[jwk["kid"]] = OKPAlgorithm.from_jwk(jwk)
-            if keys.keys() != self._keys.keys():
-                self._verified.clear()  # a retired key stops vouching at once
-            self._keys = keys
-            self._last_refresh = time.monotonic()
+        except BaseException:
+            self._failed_refreshes += 1
+            backoff = self._min_refresh_interval * 2.0 ** min(self._failed_refreshes - 1, 16)
+            self._next_refresh_at = self._clock() + min(backoff, self._max_refresh_backoff)
+            raise
+        self._failed_refreshes = 0
+        if keys.keys() != self._keys.keys():
+            self._verified.clear()  # a retired key stops vouching at once
+        self._keys = keys
 
-    async def _key_for(self, kid: str) -> Any:
+    def _refresh_due(self) -> bool:
+        return self._clock() >= self._next_refresh_at
+
+    async def _key_for(self, kid: str, *, may_refresh: bool) -> Any:
         key = self._keys.get(kid)
         if key is not None:
             return key
-        if time.monotonic() - self._last_refresh >= self._min_refresh_interval:
-            try:
-                await self.refresh()
-            except (httpx.HTTPError, ValueError) as exc:
-                log.warning("jwks_refresh_failed", error=repr(exc))
-        key = self._keys.get(kid)
+        if may_refresh and self._refresh_due():
+            async with self._lock:
+                # Re-checked inside the lock: the refresh we waited for may have
+                # brought the key, or used up this interval's attempt.
+                if kid not in self._keys and self._refresh_due():
+                    try:
+                        await self._refresh_locked()
+                    except Exception as exc:
+                        log.warning("jwks_refresh_failed", error=repr(exc))
+            key = self._keys.get(kid)
         if key is None:
-            raise InvalidToken("The token was signed by an unknown key.")
+            raise UnknownSigningKey("The token was signed by an unknown key.")
         return key
 
-    async def verify(self, token: str) -> Principal:
+    async def verify(self, token: str, *, may_refresh: bool = True) -> Principal:
+        """The token's principal, or :class:`InvalidToken`.
+
+        ``may_refresh=False`` refuses an unknown kid with :class:`UnknownSigningKey`
+        without fetching the JWKS (a caller that must rate-limit first).
+        """
         cached = self._verified.get(token)
         if cached is not None:
             if cached.expires_at + self._leeway > time.time():
                 return cached
             self._verified.pop(token, None)
             raise InvalidToken("The token has expired.")
-        principal = await self._verify_uncached(token)
+        principal = await self._verify_uncached(token, may_refresh=may_refresh)
         self._verified[token] = principal
         return principal
 
-    async def _verify_uncached(self, token: str) -> Principal:
+    async def _verify_uncached(self, token: str, *, may_refresh: bool) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -156,7 +195,7 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("The token names no key.")
-        key = await self._key_for(kid)
+        key = await self._key_for(kid, may_refresh=may_refresh)
         try:
             claims = jwt.decode(
                 token,

@@ -3,8 +3,10 @@
 Order matters and is deliberate:
 
 1. route match: unknown path 404, known path with another method 405 + ``Allow``;
-2. identify the caller (a token is verified whenever one is sent);
-3. rate limit on that identity (so bad tokens still spend the IP's budget);
+2. identify the caller (a token is verified whenever one is sent; a token with
+   an unknown kid counts as anonymous until step 3 let it through);
+3. rate limit on that identity (so bad tokens still spend the IP's budget),
+   then, for an unknown kid only, verify again with a JWKS refresh allowed;
 4. authorise against the route's rule: 401 / 403, before any service is called;
 5. read and check the body (size and type are the kit's BodyGuard, JSON here);
 6. serve from the cache (anonymous catalogue GETs) or forward and stream back.
@@ -144,13 +146,18 @@ class GatewayDispatcher:
         client_ip = self._client_ips.resolve(
             peer[0] if peer else None, headers.get("x-forwarded-for")
         )
-        identity = await self._authenticator.identify(headers.get("authorization"))
+        authorization = headers.get("authorization")
+        identity = await self._authenticator.identify(authorization, may_fetch_keys=False)
         principal = identity.principal
         decision = await self._limiter.check(
             user_id=str(principal.user_id) if principal else None,
             client_ip=client_ip,
             auth_route=route.auth_rate_limited,
         )
+        if identity.unknown_key and decision.allowed:
+            # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
+            identity = await self._authenticator.identify(authorization)
+            principal = identity.principal
         send = _with_headers(send, decision.headers())
         if not decision.allowed:
             await problem_response(

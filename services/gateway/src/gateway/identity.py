@@ -17,6 +17,7 @@ from emporium_kit.auth import (
     InvalidToken,
     Principal,
     TokenVerifier,
+    UnknownSigningKey,
     bearer_token,
 )
 from emporium_kit.revocations import RevocationList
@@ -46,6 +47,8 @@ class Identity:
     presented: bool = False
     unavailable: bool = False
     """The token could not be judged (revocations unreadable, fail mode closed)."""
+    unknown_key: bool = False
+    """The token names a key the gateway does not hold; looked at without a JWKS fetch."""
 
 
 ANONYMOUS = Identity()
@@ -74,13 +77,20 @@ class Authenticator:
         self._redis_guard = redis_guard
         self._fail_mode = fail_mode
 
-    async def identify(self, authorization: str | None) -> Identity:
+    async def identify(self, authorization: str | None, *, may_fetch_keys: bool = True) -> Identity:
+        """``may_fetch_keys=False``: a token with an unknown kid comes back as
+        ``unknown_key`` instead of fetching the JWKS, so the caller can charge the
+        client's rate limit before a forged kid can cost a fetch."""
         if authorization is None:
             return ANONYMOUS
         try:
             token = bearer_token(authorization)
             assert token is not None
-            principal = await self._verifier.verify(token)
+            principal = await self._verifier.verify(token, may_refresh=may_fetch_keys)
+        except UnknownSigningKey as exc:
+            if may_fetch_keys:
+                AUTH_FAILURES.labels("invalid").inc()
+            return Identity(error=str(exc), presented=True, unknown_key=not may_fetch_keys)
         except InvalidToken as exc:
             AUTH_FAILURES.labels("invalid").inc()
             return Identity(error=str(exc), presented=True)

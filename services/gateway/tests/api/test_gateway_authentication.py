@@ -91,6 +91,21 @@ async def test_token_with_unknown_kid_is_401(gateway: Gateway, upstream: TestUps
     assert body["detail"] == "The token was signed by an unknown key."
 
 
+async def test_forged_kids_spend_the_rate_limit_before_they_can_cost_a_jwks_fetch(
+    make_gateway: GatewayFactory, upstream: TestUpstream
+) -> None:
+    async with make_gateway(rate_limit_anonymous="3/minute") as gw:
+        upstream.jwks_fetches = 0
+        statuses = []
+        for _ in range(10):
+            forged = sign(SigningKey.generate(), claims_for())
+            response = await gw.client.get(ME, headers={"Authorization": f"Bearer {forged}"})
+            statuses.append(response.status_code)
+
+    assert statuses == [401] * 3 + [429] * 7
+    assert upstream.jwks_fetches <= 3
+
+
 async def test_token_with_wrong_audience_is_401(
     gateway: Gateway, upstream: TestUpstream, tokens: Tokens
 ) -> None:
