@@ -22,7 +22,7 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from emporium_kit.client_ip import ClientIpResolver
+from emporium_kit.client_ip import ClientIpResolver, rate_limit_key
 from emporium_kit.context import current_request_id
 from emporium_kit.middleware import is_json_media_type
 from emporium_kit.problems import problem_response
@@ -144,14 +144,14 @@ class GatewayDispatcher:
         headers = Headers(scope=scope)
         peer = scope.get("client")
         client_ip = self._client_ips.resolve(
-            peer[0] if peer else None, headers.get("x-forwarded-for")
+            peer[0] if peer else None, headers.getlist("x-forwarded-for")
         )
         authorization = headers.get("authorization")
         identity = await self._authenticator.identify(authorization, may_fetch_keys=False)
         principal = identity.principal
         decision = await self._limiter.check(
             user_id=str(principal.user_id) if principal else None,
-            client_ip=client_ip,
+            client_ip=rate_limit_key(client_ip),
             auth_route=route.auth_rate_limited,
         )
         if identity.unknown_key and decision.allowed:

@@ -110,6 +110,39 @@ async def test_forwarded_client_ip_from_trusted_proxy_is_the_rate_limit_key(
     )
 
 
+async def test_every_forwarded_for_line_is_read_so_a_client_line_cannot_pick_the_key(
+    make_gateway: GatewayFactory,
+) -> None:
+    async with make_gateway(
+        rate_limit_anonymous="1/minute", client_ip="10.0.0.2", trusted_proxies=("10.0.0.0/8",)
+    ) as gw:
+        statuses = []
+        for forged in ("6.6.6.1", "6.6.6.2"):
+            # The client sent its own line first; the trusted proxy added the second.
+            response = await gw.client.post(
+                "/api/v1/auth/logout",
+                json={},
+                headers=[("X-Forwarded-For", forged), ("X-Forwarded-For", "198.51.100.30")],
+            )
+            statuses.append(response.status_code)
+
+    assert statuses == [200, 429]
+
+
+async def test_ipv6_clients_in_one_64_share_a_budget(make_gateway: GatewayFactory) -> None:
+    async with make_gateway(
+        rate_limit_anonymous="1/minute", client_ip="::1", trusted_proxies=("::1/128",)
+    ) as gw:
+        statuses = []
+        for client in ("2001:db8:7:7::1", "2001:db8:7:7:dead:beef::2", "2001:db8:7:8::1"):
+            response = await gw.client.post(
+                "/api/v1/auth/logout", json={}, headers={"X-Forwarded-For": client}
+            )
+            statuses.append(response.status_code)
+
+    assert statuses == [200, 429, 200]
+
+
 async def test_spoofed_forwarded_for_from_untrusted_peer_does_not_dodge_the_limit(
     make_gateway: GatewayFactory,
 ) -> None:

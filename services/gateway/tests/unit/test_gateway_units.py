@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from emporium_kit.client_ip import ClientIpResolver
+from emporium_kit.client_ip import ClientIpResolver, rate_limit_key
 from gateway.cache import CachedResponse, cache_key_suffix, etag_matches, strong_etag
 from gateway.dispatch import traceparent_for
 from gateway.edge import path_problem
@@ -51,19 +51,37 @@ def test_allow_header_lists_methods_sorted() -> None:
 @pytest.mark.parametrize(
     ("peer", "forwarded", "trusted", "expected"),
     [
-        ("203.0.113.5", "198.51.100.1", (), "203.0.113.5"),
-        ("203.0.113.5", "198.51.100.1", ("10.0.0.0/8",), "203.0.113.5"),
-        ("10.0.0.1", "198.51.100.1", ("10.0.0.0/8",), "198.51.100.1"),
-        ("10.0.0.1", "1.1.1.1, 198.51.100.1, 10.0.0.7", ("10.0.0.0/8",), "198.51.100.1"),
-        ("10.0.0.1", "garbage, 10.0.0.7", ("10.0.0.0/8",), "10.0.0.7"),
-        ("10.0.0.1", None, ("10.0.0.0/8",), "10.0.0.1"),
-        ("::1", "2001:db8::1", ("::1/128",), "2001:db8::1"),
+        ("203.0.113.5", ["198.51.100.1"], (), "203.0.113.5"),
+        ("203.0.113.5", ["198.51.100.1"], ("10.0.0.0/8",), "203.0.113.5"),
+        ("10.0.0.1", ["198.51.100.1"], ("10.0.0.0/8",), "198.51.100.1"),
+        ("10.0.0.1", ["1.1.1.1, 198.51.100.1, 10.0.0.7"], ("10.0.0.0/8",), "198.51.100.1"),
+        ("10.0.0.1", ["garbage, 10.0.0.7"], ("10.0.0.0/8",), "10.0.0.7"),
+        ("10.0.0.1", [], ("10.0.0.0/8",), "10.0.0.1"),
+        ("::1", ["2001:db8::1"], ("::1/128",), "2001:db8::1"),
+        # Each proxy appended a line of its own: the lines are one list, in order.
+        ("10.0.0.1", ["1.1.1.1", "198.51.100.1", "10.0.0.7"], ("10.0.0.0/8",), "198.51.100.1"),
+        # A client's own first line cannot hide the address the trusted proxy saw.
+        ("10.0.0.1", ["6.6.6.6", "198.51.100.1"], ("10.0.0.0/8",), "198.51.100.1"),
     ],
 )
 def test_client_ip_believes_only_trusted_proxies(
-    peer: str, forwarded: str | None, trusted: tuple[str, ...], expected: str
+    peer: str, forwarded: list[str], trusted: tuple[str, ...], expected: str
 ) -> None:
     assert ClientIpResolver(trusted).resolve(peer, forwarded) == expected
+
+
+@pytest.mark.parametrize(
+    ("client", "key"),
+    [
+        ("198.51.100.1", "198.51.100.1"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("::ffff:198.51.100.1", "198.51.100.1"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_ipv6_clients_are_rate_limited_by_their_64(client: str, key: str) -> None:
+    assert rate_limit_key(client) == key
 
 
 @pytest.mark.parametrize(

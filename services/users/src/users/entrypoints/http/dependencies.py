@@ -72,7 +72,7 @@ def client_info(request: Request) -> ClientInfo:
     when the peer is a trusted proxy (USERS_TRUSTED_PROXIES)."""
     resolver: ClientIpResolver = request.app.state.client_ips
     peer = request.client.host if request.client else None
-    ip = resolver.resolve(peer, request.headers.get("x-forwarded-for"))
+    ip = resolver.resolve(peer, request.headers.getlist("x-forwarded-for"))
     agent = request.headers.get("user-agent")
     return ClientInfo(
         user_agent=agent[:512] if agent else None, ip=None if ip == UNKNOWN_CLIENT else ip
