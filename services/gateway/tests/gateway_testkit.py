@@ -118,6 +118,10 @@ class TestUpstream:
     received: list[Received] = field(default_factory=list)
     ready_status: int = 200
     jwks_fetches: int = 0
+    # What the echo route answers with, besides what a request's X-Test-* headers
+    # ask for (cacheable requests reach the upstream without client headers).
+    respond_status: int | None = None
+    respond_headers: dict[str, str] = field(default_factory=dict)
 
     __test__ = False  # not a test class, despite the name
 
@@ -129,6 +133,8 @@ class TestUpstream:
         self.received.clear()
         self.ready_status = 200
         self.jwks_fetches = 0
+        self.respond_status = None
+        self.respond_headers.clear()
 
     def paths(self) -> list[str]:
         return [request.path for request in self.received]
@@ -176,7 +182,7 @@ def upstream_app(state: TestUpstream) -> FastAPI:
         delay = request.headers.get("x-test-delay")
         if delay:
             await asyncio.sleep(float(delay))
-        status = int(request.headers.get("x-test-status", "200"))
+        status = state.respond_status or int(request.headers.get("x-test-status", "200"))
         payload = {
             "method": request.method,
             "path": request.url.path,
@@ -192,6 +198,7 @@ def upstream_app(state: TestUpstream) -> FastAPI:
                 # X-Private is hop-by-hop by declaration: never passed on.
                 "Connection": "x-private",
                 "X-Private": "hop",
+                **state.respond_headers,
             },
         )
 

@@ -10,6 +10,14 @@ and is never served.
 
 Entries hold the status, a few response headers, a strong ``ETag`` (a hash of
 the body) and the body. Only 200 responses are stored.
+
+The key is the method, path and query, nothing else, so a cached page must not
+depend on anything else a client sends: a cacheable request reaches the
+upstream with none of the client's headers (only the gateway's own: request
+id, trace context, forwarded-for/proto, and a fixed ``Accept``), and a response
+that declares ``Vary`` on anything but ``Accept-Encoding`` (which the gateway
+pins to ``identity``) is relayed, never stored. One client's headers can thus
+never poison the page served to the next.
 """
 
 from __future__ import annotations
@@ -30,6 +38,18 @@ from gateway.redis_guard import RedisGuard
 STORED_HEADERS = frozenset(
     {b"content-type", b"content-encoding", b"content-language", b"vary", b"link"}
 )
+
+# The only Vary a stored response may carry: the gateway asks for identity.
+_VARY_ALLOWED = frozenset({b"accept-encoding"})
+
+
+def varies_only_on_what_the_key_holds(vary: bytes | None) -> bool:
+    """Whether a response with this ``Vary`` can be stored under a method+path+query key."""
+    if vary is None:
+        return True
+    names = {name.strip().lower() for name in vary.split(b",") if name.strip()}
+    return names <= _VARY_ALLOWED
+
 
 _LOOKUP = """
 local generation = redis.call('GET', KEYS[1]) or '0'

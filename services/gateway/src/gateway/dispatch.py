@@ -33,6 +33,7 @@ from gateway.cache import (
     cache_key_suffix,
     etag_matches,
     strong_etag,
+    varies_only_on_what_the_key_holds,
 )
 from gateway.identity import INTERNAL_HEADER_PREFIX, Authenticator, Identity, identity_headers
 from gateway.metrics import CACHE_LOOKUPS
@@ -236,21 +237,24 @@ class GatewayDispatcher:
         self, scope: Scope, identity: Identity, *, client_ip: str, cacheable: bool
     ) -> list[tuple[bytes, bytes]]:
         raw: list[tuple[bytes, bytes]] = scope["headers"]
-        declared = connection_tokens(raw)
         forwarded: list[tuple[bytes, bytes]] = []
-        for name, value in raw:
-            if (
-                name in HOP_BY_HOP
-                or name in REQUEST_HEADERS_REPLACED
-                or name in declared
-                or name.startswith(INTERNAL_HEADER_PREFIX)
-            ):
-                continue
-            if name == b"authorization" and identity.principal is None:
-                continue  # a refused token on an open route is not passed on
-            if name == b"accept-encoding" and cacheable:
-                continue  # cached bodies are stored unencoded, for every client
-            forwarded.append((name, value))
+        if cacheable:
+            # The cache key holds no header: the upstream sees none of the
+            # client's, and is asked for the one representation that is stored.
+            forwarded += [(b"accept", b"application/json"), (b"accept-encoding", b"identity")]
+        else:
+            declared = connection_tokens(raw)
+            for name, value in raw:
+                if (
+                    name in HOP_BY_HOP
+                    or name in REQUEST_HEADERS_REPLACED
+                    or name in declared
+                    or name.startswith(INTERNAL_HEADER_PREFIX)
+                ):
+                    continue
+                if name == b"authorization" and identity.principal is None:
+                    continue  # a refused token on an open route is not passed on
+                forwarded.append((name, value))
         request_id = current_request_id() or ""
         traceparent = traceparent_for(Headers(raw=raw).get("traceparent"))
         forwarded += [
@@ -259,8 +263,6 @@ class GatewayDispatcher:
             (b"x-forwarded-for", client_ip.encode()),
             (b"x-forwarded-proto", str(scope.get("scheme", "http")).encode()),
         ]
-        if cacheable:
-            forwarded.append((b"accept-encoding", b"identity"))
         if identity.principal is not None:
             forwarded += identity_headers(identity.principal)
         return forwarded
@@ -299,7 +301,11 @@ class GatewayDispatcher:
         except UpstreamFailure as failure:
             await self._upstream_failed(failure, scope, receive, send)
             return
-        if response.status_code != 200 or lookup.generation is None:
+        if (
+            response.status_code != 200
+            or lookup.generation is None
+            or not varies_only_on_what_the_key_holds(response.header(b"vary"))
+        ):
             await relay_response(response, send, [(b"x-cache", b"MISS")])
             return
         body = await self._read_bounded(response)

@@ -68,11 +68,51 @@ async def test_authenticated_gets_are_never_cached(
 
 
 async def test_error_responses_are_not_cached(gateway: Gateway, upstream: TestUpstream) -> None:
-    first = await gateway.client.get("/api/v1/products/7", headers={"X-Test-Status": "404"})
+    upstream.respond_status = 404
+    first = await gateway.client.get("/api/v1/products/7")
+    upstream.respond_status = None
     second = await gateway.client.get("/api/v1/products/7")
 
     assert (first.status_code, second.status_code) == (404, 200)
     assert second.headers["x-cache"] == "MISS"
+
+
+async def test_a_client_header_never_reaches_the_upstream_of_a_cacheable_page(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    poisoned = await gateway.client.get(
+        "/api/v1/products/9",
+        headers={
+            "Accept-Language": "xx-POISON",
+            "X-Forwarded-Host": "evil.example",
+            "Cookie": "session=attacker",
+            "Accept": "text/html",
+            "X-Test-Status": "500",
+        },
+    )
+    clean = await gateway.client.get("/api/v1/products/9")
+
+    assert poisoned.status_code == 200
+    assert clean.headers["x-cache"] == "HIT"
+    sent = {name.lower() for name, _ in upstream.received[0].headers}
+    assert sent.isdisjoint({"accept-language", "x-forwarded-host", "cookie", "x-test-status"})
+    assert upstream.received[0].header("accept") == "application/json"
+
+
+async def test_a_response_that_varies_on_a_header_is_relayed_but_never_stored(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    upstream.respond_headers["Vary"] = "Accept-Language"
+    first = await gateway.client.get("/api/v1/products/10")
+    second = await gateway.client.get("/api/v1/products/10")
+    upstream.respond_headers["Vary"] = "Accept-Encoding"
+    third = await gateway.client.get("/api/v1/products/11")
+    fourth = await gateway.client.get("/api/v1/products/11")
+
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "MISS")
+    assert first.headers["vary"] == "Accept-Language"
+    assert (third.headers["x-cache"], fourth.headers["x-cache"]) == ("MISS", "HIT")
+    assert len(upstream.received) == 3
 
 
 async def test_cache_expires_after_its_ttl(make_gateway: GatewayFactory) -> None:
