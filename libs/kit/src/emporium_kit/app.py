@@ -65,6 +65,8 @@ def create_service_app(
     edge_middleware: Sequence[Middleware] = (),
     inner_middleware: Sequence[Middleware] = (),
     builtin_docs: bool = True,
+    metrics_allowed_networks: Sequence[str] | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
     """A FastAPI app with the kit's edges.
 
@@ -75,6 +77,8 @@ def create_service_app(
     table's requests to the dispatcher there).
     ``builtin_docs=False`` drops FastAPI's CDN-based ``/docs`` and
     ``/openapi.json`` for a service that serves its own (the gateway).
+    ``metrics_allowed_networks`` limits ``/metrics`` to those clients (404 for
+    others); ``trusted_proxies`` says whose ``X-Forwarded-For`` decides that.
     """
     app = FastAPI(
         title=title,
@@ -95,7 +99,13 @@ def create_service_app(
     )
     app.add_exception_handler(DBAPIError, _database_error)
     app.include_router(health_router(health_checks, timeout=settings.health_check_timeout_seconds))
-    app.include_router(metrics_router(settings.prometheus_multiproc_dir))
+    app.include_router(
+        metrics_router(
+            settings.prometheus_multiproc_dir,
+            allowed_networks=metrics_allowed_networks,
+            trusted_proxies=trusted_proxies,
+        )
+    )
     for router in routers:
         app.include_router(router)
     # add_middleware prepends: the last added runs first (outermost).

@@ -6,9 +6,11 @@ path, so cardinality stays bounded whatever clients send.
 
 from __future__ import annotations
 
+import ipaddress
 import time
+from collections.abc import Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -20,6 +22,9 @@ from prometheus_client import (
 )
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from emporium_kit.client_ip import ClientIpResolver
+from emporium_kit.problems import problem_response
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -64,16 +69,47 @@ class MetricsMiddleware:
             )
 
 
-def metrics_router(multiprocess_dir: str | None = None) -> APIRouter:
-    """``/metrics``; with ``multiprocess_dir``, the samples of every worker process."""
+def metrics_router(
+    multiprocess_dir: str | None = None,
+    *,
+    allowed_networks: Sequence[str] | None = None,
+    trusted_proxies: Sequence[str] = (),
+) -> APIRouter:
+    """``/metrics``; with ``multiprocess_dir``, the samples of every worker process.
+
+    With ``allowed_networks``, only clients in those networks (resolved like
+    every client IP, believing ``X-Forwarded-For`` from ``trusted_proxies``
+    only) get the metrics; anyone else gets a 404, as if there were none.
+    """
     registry = REGISTRY
     if multiprocess_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    networks = (
+        None
+        if allowed_networks is None
+        else tuple(ipaddress.ip_network(cidr, strict=False) for cidr in allowed_networks)
+    )
+    resolver = ClientIpResolver(trusted_proxies)
     router = APIRouter(tags=["health"])
 
+    def _allowed(request: Request) -> bool:
+        if networks is None:
+            return True
+        peer = request.client.host if request.client else None
+        client = resolver.resolve(peer, request.headers.getlist("x-forwarded-for"))
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in networks)
+
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if not _allowed(request):
+            return problem_response(404, code="not-found", detail="No route matches this path.")
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -231,6 +231,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             Middleware(RouteTableFirst, dispatcher=dispatcher, prefixes=table.path_prefixes())
         ],
         builtin_docs=False,
+        metrics_allowed_networks=settings.metrics_allowed_networks,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.include_router(docs_router(openapi, title=TITLE))
     own_routes.extend(app.router.routes)

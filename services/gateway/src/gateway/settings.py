@@ -5,8 +5,8 @@ contract names (``GATEWAY_PORT`` and the ``RATE_LIMIT_*`` rates) are read with
 exactly those names; Redis, RabbitMQ, logging and the body limit come unprefixed
 from :class:`emporium_kit.settings.ServiceSettings`.
 
-Lists (``GATEWAY_TRUSTED_PROXIES``, ``GATEWAY_REQUIRED_UPSTREAMS``) are
-comma-separated.
+Lists (``GATEWAY_TRUSTED_PROXIES``, ``GATEWAY_REQUIRED_UPSTREAMS``,
+``METRICS_ALLOWED_NETWORKS``) are comma-separated.
 """
 
 from __future__ import annotations
@@ -141,6 +141,20 @@ class GatewaySettings(ServiceSettings):
         ),
     )
 
+    metrics_allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ),
+        validation_alias=AliasChoices("METRICS_ALLOWED_NETWORKS"),
+        description="CIDRs of clients that may read /metrics (contract: "
+        "METRICS_ALLOWED_NETWORKS); anyone else gets 404.",
+    )
+
     # --- rate limits (names fixed by the contract) --------------------------
     rate_limit_anonymous: str = Field(
         default="300/minute",
@@ -193,7 +207,9 @@ class GatewaySettings(ServiceSettings):
         default=60.0, gt=0, description="How often the services' OpenAPI documents are fetched."
     )
 
-    @field_validator("required_upstreams", "trusted_proxies", mode="before")
+    @field_validator(
+        "required_upstreams", "trusted_proxies", "metrics_allowed_networks", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
@@ -206,7 +222,7 @@ class GatewaySettings(ServiceSettings):
             raise ValueError(f"unknown upstreams: {', '.join(unknown)}")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allowed_networks")
     @classmethod
     def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for network in value:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from gateway_testkit import Gateway, GatewayFactory, TestUpstream, free_port
 from openapi_spec_validator import validate
 
 from emporium_kit.middleware import DOCS_CSP
+from gateway.settings import GatewaySettings
 
 
 async def test_merged_openapi_validates_and_covers_public_routes(gateway: Gateway) -> None:
@@ -110,7 +112,9 @@ async def test_metrics_count_routes_rate_limits_cache_and_upstream_errors(
     make_gateway: GatewayFactory,
 ) -> None:
     async with make_gateway(
-        rate_limit_anonymous="3/minute", orders_url=f"http://127.0.0.1:{free_port()}"
+        rate_limit_anonymous="3/minute",
+        orders_url=f"http://127.0.0.1:{free_port()}",
+        client_ip="10.20.30.40",  # a private address: METRICS_ALLOWED_NETWORKS by default
     ) as gw:
         await gw.client.get("/api/v1/products")
         await gw.client.get("/api/v1/products")
@@ -127,3 +131,35 @@ async def test_metrics_count_routes_rate_limits_cache_and_upstream_errors(
     assert 'gateway_cache_lookups_total{result="miss"}' in metrics
     assert 'gateway_rate_limit_rejections_total{limit="anonymous"}' in metrics
     assert 'gateway_upstream_errors_total{kind="unavailable",service="orders"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("client_ip", "forwarded_for", "status"),
+    [
+        ("127.0.0.1", None, 200),
+        ("192.168.4.2", None, 200),
+        ("fd00::7", None, 200),
+        ("203.0.113.9", None, 404),
+        ("2001:db8::9", None, 404),
+        # A public client cannot claim a private address from an untrusted peer.
+        ("203.0.113.9", "10.0.0.1", 404),
+    ],
+)
+async def test_metrics_answer_only_to_the_allowed_networks(
+    make_gateway: GatewayFactory, client_ip: str, forwarded_for: str | None, status: int
+) -> None:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    async with make_gateway(client_ip=client_ip) as gw:
+        response = await gw.client.get("/metrics", headers=headers)
+
+    assert response.status_code == status
+    if status == 404:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "http_requests_total" not in response.text
+
+
+async def test_metrics_allowed_networks_come_from_the_contract_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METRICS_ALLOWED_NETWORKS", "198.51.100.0/24, 2001:db8::/32")
+    assert GatewaySettings().metrics_allowed_networks == ("198.51.100.0/24", "2001:db8::/32")
