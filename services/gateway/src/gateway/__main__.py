@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from emporium_kit.serving import serve
+from emporium_kit.settings import load_settings
 from gateway.settings import GatewaySettings
 
 
 def main() -> None:
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings, "gateway")
     serve(
         "gateway.main:app_from_environment",
         host=settings.host,
