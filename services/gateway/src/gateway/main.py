@@ -39,7 +39,7 @@ from gateway.edge import EdgeGuardMiddleware
 from gateway.identity import Authenticator
 from gateway.openapi_merge import OpenApiCatalog
 from gateway.proxy import Upstream, UpstreamTimeouts, circuit_breakers
-from gateway.ratelimit import RateLimiter, redis_limits_storage
+from gateway.ratelimit import RateLimiter
 from gateway.redis_guard import RedisGuard
 from gateway.routes import RouteTable, default_route_table
 from gateway.settings import GatewaySettings
@@ -127,12 +127,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         fail_mode=settings.revocation_fail_mode,
     )
     limiter = RateLimiter(
-        redis_limits_storage(
-            settings.redis_url,
-            key_prefix=settings.redis_key_prefix,
-            timeout_seconds=settings.redis_timeout_seconds,
-        ),
+        redis,
         redis_guard,
+        key_prefix=settings.redis_key_prefix,
         anonymous=settings.rate_limit_anonymous,
         user=settings.rate_limit_user,
         auth=settings.rate_limit_auth,
@@ -206,7 +203,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             listening.cancel()
             await asyncio.gather(refreshing, listening, return_exceptions=True)
             await asyncio.gather(*(upstream.aclose() for upstream in upstreams.values()))
-            await limiter.close()
             await redis.aclose()
 
     health_checks: dict[str, HealthCheck] = {"redis": redis_check(redis)}

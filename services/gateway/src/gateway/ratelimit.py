@@ -1,42 +1,73 @@
-"""Rate limits on Redis with the ``limits`` library, so they hold across replicas.
+"""Rate limits on Redis, so they hold across gateway replicas (ADR 0009).
 
 * RATE_LIMIT_ANONYMOUS per client IP for requests without a valid token;
 * RATE_LIMIT_USER per user for requests with one;
 * RATE_LIMIT_AUTH per client IP, in addition, on the credential routes.
 
 Moving windows: a client never gets twice its rate across a window boundary.
-With Redis down the gateway keeps serving and counts in process memory
-(``MemoryStorage``): each replica then allows the full rate on its own, which
-is logged and counted, and comes back to the shared counts by itself.
+On Redis, every limit of a request is decided by one call of one Lua script
+that the gateway owns (:data:`MOVING_WINDOW_LUA`): a sorted set of request
+times per key, trimmed to the window, counted, and added to when there is room;
+the script answers with the count and the oldest entry, which give the
+``RateLimit-*`` headers, in the same round trip. The rate strings are parsed
+by the ``limits`` library (its ``N/period`` notation is the contract's).
 
-On Redis, a limit costs one round trip: the library's two moving-window
-scripts (take an entry, then read the window for the ``RateLimit-*`` headers)
-are sent together in one pipeline, in that order, on the library's own client
-and under the library's own keys (:class:`PipelinedMovingWindow`). The
-algorithm stays the library's; only the two calls are batched, which its
-public API (``hit`` then ``get_window_stats``) cannot do. The credential
-routes check a second limit only when the first allows the request, so they
-cost two.
+With Redis down the gateway keeps serving and counts in process memory with
+``limits``' own moving window (public API): each replica then allows the full
+rate on its own, which is logged and counted, and comes back to the shared
+counts by itself.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.storage.redis.redispy import RedispyBridge
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
 from limits.util import WindowStats
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from gateway.metrics import RATE_LIMIT_REJECTIONS, REDIS_DEGRADED
 from gateway.redis_guard import RedisGuard
+
+MOVING_WINDOW_LUA = """
+-- KEYS: one sorted set per limit, in the order they are checked.
+-- ARGV: now (seconds, float), a member unique to this request, then for each
+-- key its amount and its window in seconds.
+-- Returns, for each key checked: {allowed (1/0), entries in the window
+-- (after this request), oldest entry's time as a string}. Checking stops at
+-- the first limit that refuses; the limits before it keep their entry.
+local now = tonumber(ARGV[1])
+local member = ARGV[2]
+local results = {}
+for i, key in ipairs(KEYS) do
+  local amount = tonumber(ARGV[1 + 2 * i])
+  local window = tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  local allowed = 0
+  if count < amount then
+    redis.call('ZADD', key, now, member)
+    count = count + 1
+    allowed = 1
+  end
+  redis.call('EXPIRE', key, math.ceil(window))
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or ARGV[1]
+  results[i] = {allowed, count, oldest}
+  if allowed == 0 then
+    break
+  end
+end
+return results
+"""
+
+Check = tuple[str, RateLimitItem, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,80 +111,44 @@ def _refused(state: LimitState) -> RateDecision:
     return RateDecision(allowed=False, reported=state)
 
 
-def redis_limits_storage(redis_url: str, *, key_prefix: str, timeout_seconds: float) -> Storage:
-    """The ``async+redis://`` storage, on redis-py, with short timeouts."""
-    return RedisStorage(
-        f"async+{redis_url}",
-        implementation="redispy",
-        key_prefix=f"{key_prefix}limits",
-        wrap_exceptions=True,
-        socket_connect_timeout=timeout_seconds,
-        socket_timeout=timeout_seconds,
-    )
+class RedisMovingWindow:
+    """Every limit of one request, decided by one call of :data:`MOVING_WINDOW_LUA`."""
 
+    def __init__(self, redis: Redis, *, key_prefix: str) -> None:
+        # redis-py's Script sends EVALSHA and loads the script on NOSCRIPT itself.
+        self._script = redis.register_script(MOVING_WINDOW_LUA)
+        self._prefix = f"{key_prefix}limits:"
 
-class PipelinedMovingWindow:
-    """``hit`` and ``get_window_stats`` of the library's moving window, in one round trip.
+    def key(self, name: str, item: RateLimitItem, identity: str) -> str:
+        return f"{self._prefix}{name}:{item.amount}/{item.get_expiry()}:{identity}"
 
-    Sends the scripts that ``limits`` registered on its redis-py client
-    (``acquire_moving_window`` then ``moving_window``) with the arguments its
-    bridge would send, in one non-transactional pipeline, and reads the result
-    as ``MovingWindowRateLimiter.get_window_stats`` does. Redis runs the two
-    scripts in order, so the window read includes the entry just taken.
-    """
-
-    def __init__(self, bridge: RedispyBridge, client: Redis) -> None:
-        self._bridge = bridge
-        self._client = client
-        self._acquire = bridge.lua_acquire_moving_window
-        self._window = bridge.lua_moving_window
-
-    @classmethod
-    def for_storage(cls, storage: Storage) -> PipelinedMovingWindow | None:
-        """None when ``storage`` is not the library's redis-py storage (use the public API)."""
-        bridge = getattr(storage, "bridge", None)
-        if not isinstance(bridge, RedispyBridge) or not all(
-            hasattr(bridge, name)
-            for name in ("lua_acquire_moving_window", "lua_moving_window", "prefixed_key")
-        ):
-            return None
-        client: object = bridge.get_connection()
-        return cls(bridge, client) if isinstance(client, Redis) else None
-
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> tuple[bool, WindowStats]:
-        key = self._bridge.prefixed_key(item.key_for(*identifiers))
-        expiry = item.get_expiry()
+    async def hit(self, checks: list[Check]) -> list[tuple[bool, WindowStats]]:
         now = time.time()
-        try:
-            acquired, window = await self._send(key, now, item.amount, expiry)
-        except NoScriptError:  # Redis restarted or its scripts were flushed: load, once
-            for script in (self._acquire, self._window):
-                script.sha = await self._client.script_load(script.script)
-            acquired, window = await self._send(key, now, item.amount, expiry)
-        start, count = (float(window[0]), int(window[1])) if window else (now, 0)
-        return bool(acquired), WindowStats(start + expiry, item.amount - count)
-
-    async def _send(self, key: str, now: float, limit: int, expiry: int) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.evalsha(self._acquire.sha, 1, key, now, limit, expiry, 1)
-        pipe.evalsha(self._window.sha, 1, key, now - expiry, limit)
-        result: list[Any] = await pipe.execute()
-        return result
+        args: list[Any] = [repr(now), uuid.uuid4().hex]
+        for _, item, _ in checks:
+            args += [item.amount, item.get_expiry()]
+        rows: list[list[Any]] = await self._script(
+            keys=[self.key(name, item, identity) for name, item, identity in checks], args=args
+        )
+        decided = []
+        for (_, item, _), (allowed, count, oldest) in zip(checks, rows, strict=False):
+            reset_at = float(oldest) + item.get_expiry()
+            decided.append((bool(allowed), WindowStats(reset_at, max(0, item.amount - int(count)))))
+        return decided
 
 
 class RateLimiter:
     def __init__(
         self,
-        storage: Storage,
+        redis: Redis,
         redis_guard: RedisGuard,
         *,
+        key_prefix: str,
         anonymous: str,
         user: str,
         auth: str,
     ) -> None:
-        self._storage = storage
-        self._shared = MovingWindowRateLimiter(storage)
-        self._pipelined = PipelinedMovingWindow.for_storage(storage)
+        self._shared = RedisMovingWindow(redis, key_prefix=key_prefix)
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._redis_guard = redis_guard
         self._anonymous = parse(anonymous)
@@ -161,53 +156,39 @@ class RateLimiter:
         self._auth = parse(auth)
 
     async def check(self, *, user_id: str | None, client_ip: str, auth_route: bool) -> RateDecision:
-        checks: list[tuple[str, RateLimitItem, str]] = [
+        checks: list[Check] = [
             ("user", self._user, user_id) if user_id else ("anonymous", self._anonymous, client_ip)
         ]
         if auth_route:
             checks.append(("auth", self._auth, client_ip))
         if self._redis_guard.available:
             try:
-                if self._pipelined is not None:
-                    decision = await self._decide_pipelined(self._pipelined, checks)
-                else:
-                    decision = await self._decide(self._shared, checks)
-            except (StorageError, RedisError, OSError) as exc:
+                decided = await self._shared.hit(checks)
+            except (RedisError, OSError) as exc:
                 self._redis_guard.failed("rate_limit", exc)
             else:
                 self._redis_guard.succeeded()
-                return decision
+                return _decision(checks, decided)
         REDIS_DEGRADED.labels("rate_limit").inc()
-        return await self._decide(self._local, checks)
+        return await self._decide_in_memory(checks)
 
-    async def _decide(
-        self, limiter: MovingWindowRateLimiter, checks: list[tuple[str, RateLimitItem, str]]
-    ) -> RateDecision:
-        states: list[LimitState] = []
+    async def _decide_in_memory(self, checks: list[Check]) -> RateDecision:
+        decided: list[tuple[bool, WindowStats]] = []
         for name, item, identity in checks:
-            allowed = await limiter.hit(item, name, identity)
-            stats = await limiter.get_window_stats(item, name, identity)
-            state = _state(name, item, allowed, stats)
+            allowed = await self._local.hit(item, name, identity)
+            stats = await self._local.get_window_stats(item, name, identity)
+            decided.append((allowed, stats))
             if not allowed:
-                return _refused(state)
-            states.append(state)
-        return RateDecision(allowed=True, reported=min(states, key=lambda s: s.remaining))
+                break
+        return _decision(checks, decided)
 
-    async def _decide_pipelined(
-        self, limiter: PipelinedMovingWindow, checks: list[tuple[str, RateLimitItem, str]]
-    ) -> RateDecision:
-        states: list[LimitState] = []
-        for name, item, identity in checks:
-            allowed, stats = await limiter.hit(item, name, identity)
-            state = _state(name, item, allowed, stats)
-            if not allowed:
-                return _refused(state)
-            states.append(state)
-        return RateDecision(allowed=True, reported=min(states, key=lambda s: s.remaining))
 
-    async def close(self) -> None:
-        bridge = getattr(self._storage, "bridge", None)
-        client = getattr(bridge, "storage", None)
-        aclose = getattr(client, "aclose", None)
-        if aclose is not None:
-            await aclose()
+def _decision(checks: list[Check], decided: list[tuple[bool, WindowStats]]) -> RateDecision:
+    states = [
+        _state(name, item, allowed, stats)
+        for (name, item, _), (allowed, stats) in zip(checks, decided, strict=False)
+    ]
+    for state in states:
+        if not state.allowed:
+            return _refused(state)
+    return RateDecision(allowed=True, reported=min(states, key=lambda s: s.remaining))

@@ -169,48 +169,42 @@ async def test_without_redis_limits_fall_back_to_process_memory(
     assert answers[0].headers["ratelimit-remaining"] == "1"
 
 
-async def test_redis_limits_cost_one_pipelined_round_trip_matching_the_library(
+async def test_every_limit_of_a_request_is_one_script_call_matching_the_library(
     gateway: Gateway,
 ) -> None:
-    """The gateway batches the library's own two moving-window scripts; same answer as its API."""
+    """The owned Lua moving window answers as limits' own moving window does."""
+    from gateway_testkit import REDIS_URL
     from limits import parse
+    from limits.aio.storage import MemoryStorage
     from limits.aio.strategies import MovingWindowRateLimiter
+    from redis.asyncio import Redis
 
-    from gateway.ratelimit import PipelinedMovingWindow
+    from gateway.ratelimit import RedisMovingWindow
 
-    limiter = gateway.app.state.gateway.limiter
-    storage = limiter._storage
-    pipelined = PipelinedMovingWindow.for_storage(storage)
-    # A limits upgrade that moves these internals must fail here, not slow down silently.
-    assert pipelined is not None
-    assert limiter._pipelined is not None
-
-    item, name = parse("5/minute"), f"probe-{uuid.uuid4().hex}"
-    public = MovingWindowRateLimiter(storage)
-    results = [await pipelined.hit(item, "test", name) for _ in range(6)]
-    stats = await public.get_window_stats(item, "test", name)
-
-    assert [allowed for allowed, _ in results] == [True] * 5 + [False]
-    assert [s.remaining for _, s in results] == [4, 3, 2, 1, 0, 0]
-    assert stats.remaining == 0
-    assert abs(results[-1][1].reset_time - stats.reset_time) < 1
-
-
-async def test_pipelined_limit_loads_its_scripts_when_redis_lost_them(gateway: Gateway) -> None:
-    from limits import parse
-
-    from gateway.ratelimit import PipelinedMovingWindow
-
-    pipelined = PipelinedMovingWindow.for_storage(gateway.app.state.gateway.limiter._storage)
-    assert pipelined is not None
-    acquire = pipelined._acquire
-    real_sha = acquire.sha
-    acquire.sha = "0" * 40  # what Redis answers NOSCRIPT to, as after a restart
+    redis = Redis.from_url(REDIS_URL)
     try:
-        allowed, stats = await pipelined.hit(parse("3/minute"), "test", uuid.uuid4().hex)
+        window = RedisMovingWindow(redis, key_prefix=f"probe-{uuid.uuid4().hex}:")
+        reference = MovingWindowRateLimiter(MemoryStorage())
+        item, name = parse("5/minute"), uuid.uuid4().hex
+        ours = [(await window.hit([("test", item, name)]))[0] for _ in range(6)]
+        theirs = []
+        for _ in range(6):
+            allowed = await reference.hit(item, "test", name)
+            theirs.append((allowed, await reference.get_window_stats(item, "test", name)))
+        # Two limits at once: the second refuses, the first keeps its entry.
+        tight, loose = parse("1/minute"), parse("10/minute")
+        both = await window.hit([("a", loose, name), ("b", tight, name)])
+        again = await window.hit([("a", loose, name), ("b", tight, name)])
+        # Redis lost its scripts (a restart, SCRIPT FLUSH): loaded again, silently.
+        await redis.script_flush()
+        after_flush = await window.hit([("c", item, name)])
     finally:
-        restored = acquire.sha
-        acquire.sha = real_sha
+        await redis.aclose()
 
-    assert (allowed, stats.remaining) == (True, 2)
-    assert restored == real_sha
+    assert [allowed for allowed, _ in ours] == [allowed for allowed, _ in theirs]
+    assert [s.remaining for _, s in ours] == [s.remaining for _, s in theirs] == [4, 3, 2, 1, 0, 0]
+    assert abs(ours[-1][1].reset_time - theirs[-1][1].reset_time) < 1
+    assert [allowed for allowed, _ in both] == [True, True]
+    assert [allowed for allowed, _ in again] == [True, False]
+    assert again[0][1].remaining == 8
+    assert after_flush[0][0] is True
