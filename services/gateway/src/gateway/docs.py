@@ -1,18 +1,22 @@
 """``/openapi.json`` (the merged document) and ``/docs`` (Swagger UI, served locally).
 
-Swagger UI's files come from the ``swagger-ui-bundle`` package and are served
-by the gateway under ``/docs/assets``: clients may have no CDN access, and the
-docs page's CSP (the kit's ``DOCS_CSP``) allows scripts from ``'self'`` only.
+The merged document is OpenAPI 3.1, which only Swagger UI 5 can read. Its
+files come from the ``fastapi-offline`` package, whose data folder ``static``
+carries a current Swagger UI 5 build (5.32.6 in 1.7.7), and the gateway serves
+them under ``/docs/assets``: clients may have no CDN access, and the docs
+page's CSP (the kit's ``DOCS_CSP``) allows scripts from ``'self'`` only.
+``tests/e2e/test_docs_in_browser.py`` checks in chromium that the page renders.
 """
 
 from __future__ import annotations
+
+from importlib.resources import files
 
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from gateway.openapi_merge import OpenApiCatalog
 
@@ -33,7 +37,7 @@ def docs_router(catalog: OpenApiCatalog, *, title: str) -> APIRouter:
             title=f"{title} - API docs",
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png",
+            swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
             # No validator badge: it would load an image from elsewhere.
             swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
         )
@@ -42,4 +46,5 @@ def docs_router(catalog: OpenApiCatalog, *, title: str) -> APIRouter:
 
 
 def docs_assets() -> Mount:
-    return Mount(ASSETS_PATH, app=StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    directory = files("fastapi_offline") / "static"
+    return Mount(ASSETS_PATH, app=StaticFiles(directory=str(directory)), name="docs-assets")
