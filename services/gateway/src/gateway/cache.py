@@ -29,8 +29,18 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
 
-from gateway.metrics import CACHE_INVALIDATIONS, REDIS_DEGRADED
+from gateway.forwarding import Header, request_target, send_failure
+from gateway.metrics import CACHE_INVALIDATIONS, CACHE_LOOKUPS, REDIS_DEGRADED
+from gateway.proxy import (
+    Upstream,
+    UpstreamFailure,
+    UpstreamResponse,
+    relay_response,
+    response_headers,
+)
 from gateway.redis_guard import RedisGuard
 
 # Response headers worth replaying from a cached entry; everything else
@@ -168,3 +178,95 @@ class ResponseCache:
     async def generation(self) -> int:
         value = await self._redis.get(self._generation_key)
         return int(value) if value is not None else 0
+
+
+async def _read_bounded(response: UpstreamResponse, max_body_bytes: int) -> bytes | None:
+    """The whole body when it fits the cache; None (nothing consumed) when it cannot."""
+    length = response.header(b"content-length")
+    if length is None or not length.isdigit() or int(length) > max_body_bytes:
+        return None
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
+
+
+class CachedPages:
+    """Serves a cacheable request: from the cache, or from the upstream and then stored.
+
+    ``X-Cache`` says which; ``ETag`` and ``If-None-Match`` give 304s. Only a
+    200 whose body fits and that varies on nothing the key does not hold is
+    stored, under the generation read before the upstream was asked.
+    """
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self._cache = cache
+
+    async def serve(
+        self,
+        upstream: Upstream,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        headers: list[Header],
+    ) -> None:
+        suffix = cache_key_suffix("GET", scope["path"], scope["query_string"])
+        if_none_match = Headers(scope=scope).get("if-none-match")
+        lookup = await self._cache.lookup(suffix)
+        if lookup.entry is not None:
+            CACHE_LOOKUPS.labels("hit").inc()
+            await self._send_entry(lookup.entry, b"HIT", if_none_match, send)
+            return
+        CACHE_LOOKUPS.labels("miss").inc()
+        try:
+            response = await upstream.send("GET", request_target(scope), headers, None)
+        except UpstreamFailure as failure:
+            await send_failure(failure, scope, receive, send)
+            return
+        storable = (
+            response.status_code == 200
+            and lookup.generation is not None
+            and varies_only_on_what_the_key_holds(response.header(b"vary"))
+        )
+        body = await _read_bounded(response, self._cache.max_body_bytes) if storable else None
+        if lookup.generation is None or body is None:
+            await relay_response(response, send, [(b"x-cache", b"MISS")])
+            return
+        entry = CachedResponse(
+            status=200,
+            headers=[
+                (name, value)
+                for name, value in response_headers(response.raw_headers)
+                if name.lower() in STORED_HEADERS
+            ],
+            body=body,
+            etag=strong_etag(body),
+        )
+        await self._cache.store(lookup.generation, suffix, entry)
+        await self._send_entry(entry, b"MISS", if_none_match, send)
+
+    async def _send_entry(
+        self, entry: CachedResponse, outcome: bytes, if_none_match: str | None, send: Send
+    ) -> None:
+        common = [
+            (b"etag", entry.etag.encode()),
+            (b"cache-control", f"public, max-age={self._cache.ttl_seconds}".encode()),
+            (b"x-cache", outcome),
+        ]
+        if etag_matches(if_none_match, entry.etag):
+            await send({"type": "http.response.start", "status": 304, "headers": common})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": entry.status,
+                "headers": [
+                    *entry.headers,
+                    (b"content-length", str(len(entry.body)).encode()),
+                    *common,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": entry.body})

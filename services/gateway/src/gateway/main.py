@@ -23,7 +23,6 @@ from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emporium_kit.app import create_service_app
 from emporium_kit.auth import TokenVerifier, http_jwks_fetcher
@@ -31,9 +30,9 @@ from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.health import HealthCheck, redis_check
 from emporium_kit.logging import configure_logging
 from emporium_kit.revocations import RevocationList
-from gateway.cache import ResponseCache
+from gateway.cache import CachedPages, ResponseCache
 from gateway.cache_invalidation import CatalogEventsListener
-from gateway.dispatch import GatewayDispatcher
+from gateway.dispatch import GatewayDispatcher, RouteTableFirst
 from gateway.docs import docs_assets, docs_router
 from gateway.edge import EdgeGuardMiddleware
 from gateway.identity import Authenticator
@@ -153,7 +152,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         upstreams=upstreams,
         authenticator=authenticator,
         limiter=limiter,
-        cache=cache,
+        pages=CachedPages(cache),
         client_ips=ClientIpResolver(settings.trusted_proxies),
     )
 
@@ -248,27 +247,6 @@ async def _warm_up(components: GatewayComponents) -> None:
         await asyncio.wait_for(components.openapi.refresh(), timeout + 1)
     except Exception as exc:
         log.warning("openapi_unavailable_at_start", error=repr(exc))
-
-
-class RouteTableFirst:
-    """Hands the route table's requests to the dispatcher, skipping FastAPI's router.
-
-    Everything under the table's prefixes (``/api/``, ``/.well-known/``) is the
-    dispatcher's, which answers 404 and 405 itself; the gateway's own routes
-    (health, metrics, docs) go on to FastAPI. The hot path thus skips FastAPI's
-    exception middleware and route matching.
-    """
-
-    def __init__(self, app: ASGIApp, *, dispatcher: ASGIApp, prefixes: tuple[str, ...]) -> None:
-        self.app = app
-        self.dispatcher = dispatcher
-        self.prefixes = prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
-            await self.dispatcher(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def app_from_environment() -> FastAPI:

@@ -8,8 +8,8 @@ import pytest
 
 from emporium_kit.client_ip import ClientIpResolver, rate_limit_key
 from gateway.cache import CachedResponse, cache_key_suffix, etag_matches, strong_etag
-from gateway.dispatch import traceparent_for
 from gateway.edge import path_problem
+from gateway.forwarding import traceparent_for
 from gateway.openapi_merge import merge_openapi
 from gateway.routes import ROUTES, USER, Route, default_route_table
 

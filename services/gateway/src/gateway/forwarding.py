@@ -1,0 +1,136 @@
+"""Step 6 of a request: what is sent to the service, and how its answer comes back.
+
+The client's headers are passed on except hop-by-hop ones, those the gateway
+replaces and its internal identity headers (which only it may set, after
+verifying a token). A cacheable request passes on none of them (see
+:mod:`gateway.cache`). Every forwarded request carries the request id, a W3C
+``traceparent`` (the client's when valid), the client IP the gateway believes
+and, for an accepted token, the caller's identity.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from starlette.datastructures import Headers
+from starlette.types import Message, Receive, Scope, Send
+
+from emporium_kit.context import current_request_id
+from emporium_kit.problems import problem_response
+from gateway.identity import INTERNAL_HEADER_PREFIX, Identity, identity_headers
+from gateway.proxy import (
+    HOP_BY_HOP,
+    REQUEST_HEADERS_REPLACED,
+    Upstream,
+    UpstreamFailure,
+    connection_tokens,
+    relay_response,
+)
+
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_NO_TRACE = "0" * 32
+_NO_SPAN = "0" * 16
+
+Header = tuple[bytes, bytes]
+
+
+def traceparent_for(candidate: str | None) -> str:
+    """The client's W3C ``traceparent`` when valid, else the start of a new trace."""
+    if candidate is not None:
+        match = _TRACEPARENT.fullmatch(candidate.strip())
+        if match and match.group(1) != _NO_TRACE and match.group(2) != _NO_SPAN:
+            return candidate.strip()
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def request_target(scope: Scope) -> str:
+    """The path (as the client sent it, already vetted by the edge) and query."""
+    target: str = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    if scope["query_string"]:
+        target = f"{target}?{scope['query_string'].decode('latin-1')}"
+    return target
+
+
+def upstream_headers(
+    scope: Scope, identity: Identity, *, client_ip: str, cacheable: bool
+) -> list[Header]:
+    raw: list[Header] = scope["headers"]
+    forwarded: list[Header] = []
+    if cacheable:
+        # The cache key holds no header: the upstream sees none of the
+        # client's, and is asked for the one representation that is stored.
+        forwarded += [(b"accept", b"application/json"), (b"accept-encoding", b"identity")]
+    else:
+        declared = connection_tokens(raw)
+        for name, value in raw:
+            if (
+                name in HOP_BY_HOP
+                or name in REQUEST_HEADERS_REPLACED
+                or name in declared
+                or name.startswith(INTERNAL_HEADER_PREFIX)
+            ):
+                continue
+            if name == b"authorization" and identity.principal is None:
+                continue  # a refused token on an open route is not passed on
+            forwarded.append((name, value))
+    traceparent = traceparent_for(Headers(raw=raw).get("traceparent"))
+    forwarded += [
+        (b"x-request-id", (current_request_id() or "").encode()),
+        (b"traceparent", traceparent.encode()),
+        (b"x-forwarded-for", client_ip.encode()),
+        (b"x-forwarded-proto", str(scope.get("scheme", "http")).encode()),
+    ]
+    if identity.principal is not None:
+        forwarded += identity_headers(identity.principal)
+    return forwarded
+
+
+async def send_failure(
+    failure: UpstreamFailure, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """The problem document for an upstream that could not answer (502/503/504)."""
+    extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after else None
+    await problem_response(
+        failure.status,
+        code=failure.kind,
+        detail=failure.detail,
+        headers=extra,
+        service=failure.service,
+    )(scope, receive, send)
+
+
+async def forward(
+    upstream: Upstream,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    headers: list[Header],
+    body: bytes | None,
+) -> None:
+    """Sends the request on and streams the answer back as it arrives."""
+    try:
+        response = await upstream.send(scope["method"], request_target(scope), headers, body)
+    except UpstreamFailure as failure:
+        await send_failure(failure, scope, receive, send)
+        return
+    await relay_response(response, send)
+
+
+def with_rate_limit_headers(send: Send, extra: list[Header]) -> Send:
+    """Adds the gateway's ``RateLimit-*`` headers to the response, unless it has its own."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if any(name.lower().startswith(b"ratelimit-") for name, _ in headers):
+                # The upstream reports the limit that decided its answer (the users
+                # service's per-account login lockout): its numbers win over ours.
+                extra_kept = [(n, v) for n, v in extra if not n.startswith(b"ratelimit-")]
+            else:
+                extra_kept = extra
+            message["headers"] = [*headers, *extra_kept]
+        await send(message)
+
+    return sending
