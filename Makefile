@@ -35,6 +35,7 @@ run: migrate ## Start the whole system in the foreground (Ctrl-C stops it)
 	@$(BIN)/honcho start -f Procfile
 
 test: migrate ## Run every test: unit, integration, API, e2e, schemathesis
+	@bash scripts/ensure_chromium.sh
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter, alembic check, OpenAPI drift
