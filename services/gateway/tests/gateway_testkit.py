@@ -122,6 +122,9 @@ class TestUpstream:
     # ask for (cacheable requests reach the upstream without client headers).
     respond_status: int | None = None
     respond_headers: dict[str, str] = field(default_factory=dict)
+    # When set, the echo route waits for it, having set ``held`` first.
+    hold: asyncio.Event | None = None
+    held: asyncio.Event = field(default_factory=asyncio.Event)
 
     __test__ = False  # not a test class, despite the name
 
@@ -135,6 +138,8 @@ class TestUpstream:
         self.jwks_fetches = 0
         self.respond_status = None
         self.respond_headers.clear()
+        self.hold = None
+        self.held = asyncio.Event()
 
     def paths(self) -> list[str]:
         return [request.path for request in self.received]
@@ -179,6 +184,9 @@ def upstream_app(state: TestUpstream) -> FastAPI:
                 body=body,
             )
         )
+        if state.hold is not None:
+            state.held.set()
+            await state.hold.wait()
         delay = request.headers.get("x-test-delay")
         if delay:
             await asyncio.sleep(float(delay))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
+from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
@@ -124,6 +125,10 @@ class Lookup:
     generation: str | None
     """None when Redis could not be asked: nothing may be stored then."""
     entry: CachedResponse | None
+    epoch: int = 0
+    """The in-process tier's invalidation count when the lookup was made."""
+    local: bool = False
+    """The entry came from the in-process tier (no Redis round trip)."""
 
 
 class ResponseCache:
@@ -135,6 +140,8 @@ class ResponseCache:
         key_prefix: str,
         ttl_seconds: int,
         max_body_bytes: int,
+        local_entries: int = 1024,
+        local_ttl_seconds: float = 5.0,
     ) -> None:
         self._redis = redis
         self._guard = redis_guard
@@ -143,11 +150,24 @@ class ResponseCache:
         self.ttl_seconds = ttl_seconds
         self.max_body_bytes = max_body_bytes
         self._lookup = redis.register_script(_LOOKUP)
+        # The hot tier: this process's most recent pages, for a few seconds.
+        # Every replica hears every catalogue event and empties its own tier
+        # (see gateway.cache_invalidation); the epoch keeps a page fetched
+        # while an invalidation happened out of it.
+        self._local: TTLCache[str, tuple[str, CachedResponse]] = TTLCache(
+            maxsize=max(1, local_entries), ttl=min(local_ttl_seconds, ttl_seconds)
+        )
+        self._local_enabled = local_entries > 0 and local_ttl_seconds > 0
+        self._epoch = 0
 
     async def lookup(self, suffix: str) -> Lookup:
         if not self._guard.available:
             REDIS_DEGRADED.labels("cache").inc()
             return Lookup(None, None)
+        hot = self._local.get(suffix) if self._local_enabled else None
+        if hot is not None:
+            return Lookup(hot[0], hot[1], self._epoch, local=True)
+        epoch = self._epoch
         try:
             generation, blob = await self._lookup(
                 keys=[self._generation_key], args=[self._entry_prefix, suffix]
@@ -159,11 +179,19 @@ class ResponseCache:
         self._guard.succeeded()
         generation_text = generation.decode() if isinstance(generation, bytes) else str(generation)
         entry = CachedResponse.load(blob) if blob else None
-        return Lookup(generation_text, entry)
+        if entry is not None:
+            self._keep_local(epoch, suffix, generation_text, entry)
+        return Lookup(generation_text, entry, epoch)
 
-    async def store(self, generation: str, suffix: str, response: CachedResponse) -> None:
-        if not self._guard.available:
+    def _keep_local(self, epoch: int, suffix: str, generation: str, entry: CachedResponse) -> None:
+        if self._local_enabled and epoch == self._epoch:
+            self._local[suffix] = (generation, entry)
+
+    async def store(self, lookup: Lookup, suffix: str, response: CachedResponse) -> None:
+        generation = lookup.generation
+        if generation is None or not self._guard.available:
             return
+        self._keep_local(lookup.epoch, suffix, generation, response)
         try:
             await self._redis.set(
                 f"{self._entry_prefix}{generation}{suffix}", response.dump(), ex=self.ttl_seconds
@@ -171,7 +199,13 @@ class ResponseCache:
         except (RedisError, OSError) as exc:
             self._guard.failed("cache", exc)
 
+    def forget_local(self) -> None:
+        """Empties this process's hot tier (every replica does so on each catalogue event)."""
+        self._epoch += 1
+        self._local.clear()
+
     async def invalidate(self) -> None:
+        self.forget_local()
         await self._redis.incr(self._generation_key)
         CACHE_INVALIDATIONS.inc()
 
@@ -215,7 +249,7 @@ class CachedPages:
         if_none_match = Headers(scope=scope).get("if-none-match")
         lookup = await self._cache.lookup(suffix)
         if lookup.entry is not None:
-            CACHE_LOOKUPS.labels("hit").inc()
+            CACHE_LOOKUPS.labels("hit_local" if lookup.local else "hit").inc()
             await self._send_entry(lookup.entry, b"HIT", if_none_match, send)
             return
         CACHE_LOOKUPS.labels("miss").inc()
@@ -243,7 +277,7 @@ class CachedPages:
             body=body,
             etag=strong_etag(body),
         )
-        await self._cache.store(lookup.generation, suffix, entry)
+        await self._cache.store(lookup, suffix, entry)
         await self._send_entry(entry, b"MISS", if_none_match, send)
 
     async def _send_entry(

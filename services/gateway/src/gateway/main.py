@@ -139,6 +139,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         key_prefix=settings.redis_key_prefix,
         ttl_seconds=settings.cache_ttl_seconds,
         max_body_bytes=settings.cache_max_body_bytes,
+        local_entries=settings.cache_local_entries,
+        local_ttl_seconds=settings.cache_local_ttl_seconds,
     )
     listener = CatalogEventsListener(
         cache,

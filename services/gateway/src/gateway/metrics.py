@@ -17,7 +17,7 @@ RATE_LIMIT_REJECTIONS = Counter(
 )
 CACHE_LOOKUPS = Counter(
     "gateway_cache_lookups_total",
-    "Cacheable requests by outcome (hit, miss).",
+    "Cacheable requests by outcome (hit_local: this process's memory, hit: Redis, miss).",
     ["result"],
 )
 CACHE_INVALIDATIONS = Counter(

@@ -189,6 +189,17 @@ class GatewaySettings(ServiceSettings):
     cache_ttl_seconds: int = Field(
         default=30, ge=1, description="Lifetime of cached anonymous catalogue responses."
     )
+    cache_local_entries: int = Field(
+        default=1024,
+        ge=0,
+        description="Pages each gateway process also keeps in memory (0 turns the tier off).",
+    )
+    cache_local_ttl_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a page stays in a process's memory; catalogue events empty it "
+        "at once, so this only bounds staleness while RabbitMQ is unreachable.",
+    )
     cache_max_body_bytes: int = Field(
         default=1_048_576, ge=0, description="Larger responses are streamed, not cached."
     )

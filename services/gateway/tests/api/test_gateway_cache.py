@@ -7,6 +7,7 @@ import time
 
 import aio_pika
 from gateway_testkit import AMQP_URL, Gateway, GatewayFactory, TestUpstream, Tokens, free_port
+from redis.asyncio import Redis
 
 
 async def test_anonymous_catalogue_get_is_a_miss_then_a_hit(
@@ -113,6 +114,41 @@ async def test_a_response_that_varies_on_a_header_is_relayed_but_never_stored(
     assert first.headers["vary"] == "Accept-Language"
     assert (third.headers["x-cache"], fourth.headers["x-cache"]) == ("MISS", "HIT")
     assert len(upstream.received) == 3
+
+
+async def test_a_hot_page_is_served_from_process_memory_without_redis(
+    gateway: Gateway, upstream: TestUpstream, redis: Redis
+) -> None:
+    await gateway.client.get("/api/v1/products/12")
+    # Both Redis entries go: only the process's own tier can answer now.
+    prefix = gateway.settings.redis_key_prefix
+    async for key in redis.scan_iter(match=f"{prefix}cache:*"):
+        await redis.delete(key)
+    again = await gateway.client.get("/api/v1/products/12")
+
+    assert again.headers["x-cache"] == "HIT"
+    assert len(upstream.received) == 1
+
+
+async def test_an_invalidation_empties_the_process_tier_and_outruns_a_fetch_in_flight(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    cache = gateway.app.state.gateway.cache
+    await gateway.client.get("/api/v1/products/13")
+    await cache.invalidate()
+    assert (await gateway.client.get("/api/v1/products/13")).headers["x-cache"] == "MISS"
+
+    # A page fetched while an invalidation happens must not outlive it.
+    upstream.hold = asyncio.Event()
+    slow = asyncio.create_task(gateway.client.get("/api/v1/products/14"))
+    await asyncio.wait_for(upstream.held.wait(), 5)
+    await cache.invalidate()
+    upstream.hold.set()
+    await slow
+    upstream.hold = None
+    after = await gateway.client.get("/api/v1/products/14")
+
+    assert after.headers["x-cache"] == "MISS"
 
 
 async def test_cache_expires_after_its_ttl(make_gateway: GatewayFactory) -> None:

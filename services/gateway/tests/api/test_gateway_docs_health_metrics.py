@@ -127,7 +127,7 @@ async def test_metrics_count_routes_rate_limits_cache_and_upstream_errors(
     assert f'http_requests_total{{{route},status="200"}}' in metrics
     assert f'http_requests_total{{{route},status="429"}}' in metrics
     assert f"http_request_duration_seconds_count{{{route}}}" in metrics
-    assert 'gateway_cache_lookups_total{result="hit"}' in metrics
+    assert 'gateway_cache_lookups_total{result="hit_local"}' in metrics
     assert 'gateway_cache_lookups_total{result="miss"}' in metrics
     assert 'gateway_rate_limit_rejections_total{limit="anonymous"}' in metrics
     assert 'gateway_upstream_errors_total{kind="unavailable",service="orders"}' in metrics
