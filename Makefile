@@ -38,7 +38,7 @@ test: migrate ## Run every test: unit, integration, API, e2e, schemathesis
 	@bash scripts/ensure_chromium.sh
 	$(BIN)/pytest -n 2 --dist loadfile
 
-lint: $(STAMP) ## ruff, mypy --strict, import-linter, alembic check, OpenAPI drift
+lint: migrate ## ruff, mypy --strict, import-linter, alembic check (on migrated databases), OpenAPI drift
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p emporium_kit -p emporium_testkit -p users -p gateway -p mailsink
