@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -28,7 +28,15 @@ def _single_line(value: str) -> str:
     return value
 
 
+# The same rules as JSON Schema patterns, so OpenAPI documents promise only what is accepted.
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
 # Multi-line text (descriptions): tabs and newlines allowed, other controls not.
-Text = Annotated[str, AfterValidator(_no_control_chars)]
+Text = Annotated[
+    str, AfterValidator(_no_control_chars), Field(json_schema_extra={"pattern": TEXT_PATTERN})
+]
 # One line (names, tokens, ids from clients).
-Line = Annotated[str, AfterValidator(_single_line)]
+Line = Annotated[
+    str, AfterValidator(_single_line), Field(json_schema_extra={"pattern": LINE_PATTERN})
+]
