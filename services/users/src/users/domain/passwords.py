@@ -4,6 +4,11 @@ from __future__ import annotations
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
+# The policy's letter, digit and NUL rules as a JSON Schema pattern (the lengths are minLength
+# and maxLength, which count code points as ``len`` does). A portable pattern cannot name Unicode
+# letters, so it asks for an ASCII letter and digit: every password it matches is accepted, and
+# for ASCII passwords it is exactly the policy.
+ASCII_PATTERN = r"^[^\x00]*(?:[A-Za-z][^\x00]*[0-9]|[0-9][^\x00]*[A-Za-z])[^\x00]*$"
 
 
 def password_problem(password: str) -> str | None:

@@ -2,19 +2,21 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from users.domain.errors import SessionNotFound
+from users.domain.errors import RefreshTokenInvalid, SessionNotFound
 from users.domain.model import Session
-from users.domain.secrets import MAX_TOKEN_LENGTH, digest
+from users.domain.secrets import digest, is_token_shaped
 from users.use_cases.deps import IdentityDeps
 
 
 async def log_out(deps: IdentityDeps, *, refresh_token: str) -> None:
     """Revoke the session the refresh token belongs to; unknown tokens are a no-op.
 
-    Answering 204 either way tells a caller nothing about which tokens exist.
+    Answering 204 either way tells a caller nothing about which tokens exist. A
+    string that no refresh token looks like (an access token, say) is refused as
+    refresh does: the shape is public, and the client learns its logout failed.
     """
-    if len(refresh_token) > MAX_TOKEN_LENGTH:
-        return
+    if not is_token_shaped(refresh_token):
+        raise RefreshTokenInvalid
     async with deps.uow() as uow:
         session_id = await uow.sessions.refresh_token_session(digest(refresh_token))
         if session_id is None:

@@ -71,7 +71,12 @@ async def refresh(body: RefreshRequest, deps: Identity) -> TokenPairOut:
     )
 
 
-@auth.post("/logout", status_code=status.HTTP_204_NO_CONTENT, summary="End the session")
+@auth.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End the session",
+    responses={401: {"description": "Not shaped like a refresh token"}},
+)
 async def logout(body: RefreshRequest, deps: Identity) -> Response:
     await end_session.log_out(deps, refresh_token=body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
