@@ -4,17 +4,27 @@ Redis database, a real mail sink process, and the ASGI app driven by httpx."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from emporium_testkit.isolation import migrate_fresh, redis_url, truncate_all, worker_database_url
+from emporium_kit.messaging import dead_letter_queue_name
+from emporium_testkit.isolation import (
+    migrate_fresh,
+    redis_url,
+    truncate_all,
+    worker_database_url,
+    worker_id,
+)
 from emporium_testkit.processes import ChildProcess, free_port
 from users.main import create_app
 from users.settings import UsersSettings
@@ -24,6 +34,7 @@ SEED_TABLES = ("roles", "permissions", "role_permissions")
 ADMIN_EMAIL = "root@emporium.test"
 ADMIN_PASSWORD = "root-password-1"
 PASSWORD = "correct-horse-9"
+AMQP_URL = UsersSettings().amqp_url
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +73,24 @@ def settings(
         rate_limit_login_failures="5/15minute",
         jwt_private_key_file=tmp_path_factory.mktemp("keys") / "users.pem",
         run_outbox_relay=False,
+        # Tests that need the reset mailer turn it on with a queue of their own
+        # (``reset_mailer_queue``): the default queue is shared with `make run`.
+        run_reset_mailer=False,
         log_json=True,
     )
+
+
+@pytest.fixture(scope="module")
+async def reset_mailer_queue() -> AsyncIterator[str]:
+    """A reset-mailer queue of this module's own, deleted (with its dead letters) afterwards."""
+    name = f"users.password-reset-mailer.test-{worker_id()}-{uuid.uuid4().hex[:8]}"
+    yield name
+    connection = await aio_pika.connect(AMQP_URL, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (name, dead_letter_queue_name(name)):
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue)
 
 
 @pytest.fixture(scope="session")

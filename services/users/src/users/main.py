@@ -18,27 +18,29 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ra
 from emporium_kit.app import create_service_app
 from emporium_kit.auth import TokenVerifier
 from emporium_kit.client_ip import ClientIpResolver
-from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine
+from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine, create_session_factory
 from emporium_kit.email import EmailSender, EmailTemplates
 from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
 from emporium_kit.logging import configure_logging
-from emporium_kit.mail_outbox import MailOutboxSender
+from emporium_kit.messaging.consumer import EventConsumer
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.pagination import CursorCodec, InvalidCursor
 from emporium_kit.revocations import RevocationList
 from users.adapters.access_tokens import JwtIssuer
-from users.adapters.db.tables import mail_outbox, outbox
-from users.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from users.adapters.db.tables import inbox, outbox
+from users.adapters.db.unit_of_work import SqlConsumerUnitOfWork, SqlUnitOfWorkFactory
 from users.adapters.login_throttle import RedisLoginThrottle
 from users.adapters.passwords import BcryptHasher
 from users.adapters.reset_mailer import ResetEmailComposer
 from users.adapters.revocations import RedisRevocations
 from users.adapters.signing_keys import load_signing_key
 from users.domain import errors
+from users.entrypoints.consumers.reset_mailer import CONSUMER_NAME, reset_mail_handler
 from users.entrypoints.http.routes import accounts, auth, wellknown
 from users.settings import UsersSettings
 from users.use_cases.bootstrap_admin import bootstrap_admin
 from users.use_cases.deps import IdentityDeps
+from users.use_cases.reset_password import PASSWORD_RESET_REQUESTED
 
 VERSION = "1.0.0"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -85,12 +87,23 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         ),
         throttle=RedisLoginThrottle(redis, settings.rate_limit_login_failures),
         mailer=mailer,
+        emails=EmailSender(settings.smtp),
         clock=SystemClock(),
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
         reset_ttl_seconds=settings.password_reset_ttl_seconds,
+        reset_emails_per_hour=settings.password_reset_emails_per_hour,
     )
     relay = OutboxRelay(engine, outbox, settings.amqp_url, name="users-outbox")
-    mail_sender = MailOutboxSender(engine, mail_outbox, EmailSender(settings.smtp))
+    reset_mailer = EventConsumer(
+        settings.amqp_url,
+        queue=settings.reset_mailer_queue,
+        routing_keys=[PASSWORD_RESET_REQUESTED],
+        handler=reset_mail_handler(deps, SqlConsumerUnitOfWork),
+        session_factory=create_session_factory(engine),
+        inbox=inbox,
+        consumer_name=CONSUMER_NAME,
+        connect_timeout=5.0,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,15 +117,22 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             )
         if settings.run_outbox_relay:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        if settings.run_mail_sender:
-            background.append(asyncio.create_task(mail_sender.run(), name="mail-sender"))
+        if settings.run_reset_mailer:
+            try:
+                await reset_mailer.start()
+            except Exception as exc:  # the broker is down: serve anyway, consume once it is up
+                log.warning("reset_mailer_deferred", error=repr(exc))
+                background.append(
+                    asyncio.create_task(_start_consumer(reset_mailer), name="reset-mailer-start")
+                )
         try:
             yield
         finally:
             # Uvicorn has stopped taking requests and finished in-flight ones.
-            mail_sender.stop()
+            # The reset mailer lets an email being sent finish; one cut short is
+            # rolled back and delivered again.
+            await reset_mailer.stop()
             await relay.stop()
-            # Let an email being sent finish (its lease would resend it anyway).
             if background:
                 await asyncio.wait(background, timeout=10)
             for task in background:
@@ -120,6 +140,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             for task in background:
                 with suppress(asyncio.CancelledError):
                     await task
+            await reset_mailer.stop()  # in case the deferred start connected meanwhile
             await relay.close()
             await redis.aclose()
             await engine.dispose()
@@ -148,6 +169,18 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     )
     app.state.client_ips = ClientIpResolver(settings.trusted_proxies)
     return app
+
+
+async def _start_consumer(consumer: EventConsumer) -> None:
+    """Start ``consumer``, retrying while the broker is not reachable."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(Exception),
+        wait=wait_random_exponential(multiplier=0.5, max=10),
+        stop=stop_never,
+    ):
+        with attempt:
+            await consumer.start()
+    log.info("reset_mailer_started")
 
 
 async def _bootstrap_admin(deps: IdentityDeps, settings: UsersSettings) -> None:

@@ -53,6 +53,12 @@ class UsersSettings(ServiceSettings):
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=3_600)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16, description="bcrypt cost factor.")
     password_reset_ttl_seconds: int = Field(default=1_800, ge=60)
+    password_reset_emails_per_hour: int = Field(
+        default=3,
+        ge=1,
+        description="Reset emails sent to one account in any hour; later requests still "
+        "answer 202 and send nothing.",
+    )
     cursor_secret: SecretStr = Field(
         default=SecretStr(DEV_CURSOR_SECRET), description="HMAC key that signs page cursors."
     )
@@ -83,8 +89,14 @@ class UsersSettings(ServiceSettings):
     run_outbox_relay: bool = Field(
         default=True, description="Publish outbox events from this process."
     )
-    run_mail_sender: bool = Field(
-        default=True, description="Send the queued emails (mail outbox) from this process."
+    run_reset_mailer: bool = Field(
+        default=True,
+        description="Consume password-reset requests and send their emails from this process.",
+    )
+    reset_mailer_queue: str = Field(
+        default="users.password-reset-mailer",
+        description="The reset mailer's quorum queue, shared by every users replica "
+        "(its dead letters go to <queue>.dlq).",
     )
 
     @model_validator(mode="after")

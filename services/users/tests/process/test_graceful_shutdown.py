@@ -26,6 +26,8 @@ async def test_sigterm_finishes_the_in_flight_request_then_exits(
             "USERS_JWT_PRIVATE_KEY_FILE": str(settings.jwt_private_key_file),
             "ADMIN_EMAIL": settings.admin_email,
             "ADMIN_PASSWORD": settings.admin_password.get_secret_value(),
+            # Not a consumer of the shared default queue (`make run` uses it).
+            "USERS_RUN_RESET_MAILER": "false",
         },
     )
     base = f"http://127.0.0.1:{port}"

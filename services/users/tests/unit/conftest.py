@@ -7,7 +7,7 @@ so the tests check the rules, not the calls.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -16,9 +16,19 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from emporium_kit.email import RenderedEmail
+from emporium_kit.email import EmailDeliveryFailed, RenderedEmail
 from users.domain.model import ClientInfo, Credentials, LoginLockout, Session, User
 from users.use_cases.deps import IdentityDeps
+from users.use_cases.reset_password import PASSWORD_RESET_REQUESTED
+from users.use_cases.send_reset_email import send_reset_email
+
+
+@dataclass
+class FakeResetToken:
+    user_id: UUID
+    created_at: datetime
+    expires_at: datetime
+    used: bool = False
 
 
 @dataclass
@@ -28,9 +38,8 @@ class World:
     users: dict[UUID, Credentials] = field(default_factory=dict)
     sessions: dict[UUID, Session] = field(default_factory=dict)
     refresh: dict[bytes, tuple[UUID, bool]] = field(default_factory=dict)
-    resets: dict[bytes, tuple[UUID, datetime, bool]] = field(default_factory=dict)
+    resets: dict[bytes, FakeResetToken] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    emails: list[tuple[str, RenderedEmail]] = field(default_factory=list)
     grants: dict[str, list[str]] = field(default_factory=lambda: {"admin": ["users:admin"]})
 
 
@@ -158,14 +167,26 @@ class FakeResetTokens:
         self.w, self.clock = world, clock
 
     async def add(self, user_id: UUID, token_hash: bytes, expires_at: datetime) -> None:
-        self.w.resets[token_hash] = (user_id, expires_at, False)
+        self.w.resets[token_hash] = FakeResetToken(user_id, self.clock.now(), expires_at)
+
+    async def is_usable(self, token_hash: bytes) -> bool:
+        found = self.w.resets.get(token_hash)
+        return found is not None and not found.used and found.expires_at > self.clock.now()
 
     async def consume(self, token_hash: bytes) -> UUID | None:
-        found = self.w.resets.get(token_hash)
-        if found is None or found[2] or found[1] <= self.clock.now():
+        if not await self.is_usable(token_hash):
             return None
-        self.w.resets[token_hash] = (found[0], found[1], True)
-        return found[0]
+        found = self.w.resets[token_hash]
+        found.used = True
+        return found.user_id
+
+    async def revoke_all(self, user_id: UUID) -> None:
+        for token in self.w.resets.values():
+            if token.user_id == user_id:
+                token.used = True
+
+    async def lock_and_count_issued(self, user_id: UUID, since: datetime) -> int:
+        return sum(t.user_id == user_id and t.created_at > since for t in self.w.resets.values())
 
 
 class FakeUnitOfWork:
@@ -195,12 +216,15 @@ class FakeUnitOfWork:
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         self.draft.events.append((routing_key, payload))
 
-    async def queue_email(self, to: str, email: RenderedEmail) -> None:
-        self.draft.emails.append((to, email))
-
 
 class PlainHasher:
+    """Hashes by prefixing, and counts the hashes it was asked for (bcrypt's cost)."""
+
+    def __init__(self) -> None:
+        self.hashed = 0
+
     async def hash(self, password: str) -> str:
+        self.hashed += 1
         return f"plain:{password}"
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
@@ -245,6 +269,25 @@ class BudgetThrottle:
         self.spent.pop(email, None)
 
 
+class SentEmails:
+    """An SMTP server that accepts (into ``sent``) unless told to refuse the next email.
+
+    What it accepted stays sent whatever the unit of work does afterwards.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, RenderedEmail, Mapping[str, str] | None]] = []
+        self.refuse_next = False
+
+    async def send(
+        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        if self.refuse_next:
+            self.refuse_next = False
+            raise EmailDeliveryFailed(to, 1, "554 refused")
+        self.sent.append((to, email, headers))
+
+
 class TokenInBodyComposer:
     """Writes the token and the lifetime into the email, for the tests to read back."""
 
@@ -260,11 +303,25 @@ class Harness:
     world: World
     clock: FakeClock
     revocations: RecordingRevocations
+    hasher: PlainHasher
+    emails: SentEmails
+    delivered: int = 0
+
+    async def run_reset_mailer(self) -> None:
+        """What the reset mailer's consumer does: each new request, in a transaction of its own
+        that commits only if the use case returns."""
+        for key, payload in self.world.events[self.delivered :]:
+            self.delivered += 1
+            if key != PASSWORD_RESET_REQUESTED:
+                continue
+            async with self.deps.uow() as uow:
+                await send_reset_email(self.deps, uow, email=payload["email"])
+                await uow.commit()
 
     def reset_emails(self) -> list[dict[str, Any]]:
         return [
             {"to": to, "token": email.text, "minutes": int(email.html)}
-            for to, email in self.world.emails
+            for to, email, _ in self.emails.sent
         ]
 
     def later(self, **delta: float) -> None:
@@ -274,16 +331,18 @@ class Harness:
 @pytest.fixture
 def harness() -> Harness:
     world, clock = World(), FakeClock()
-    revocations = RecordingRevocations()
+    revocations, hasher, emails = RecordingRevocations(), PlainHasher(), SentEmails()
     deps = IdentityDeps(
         uow=lambda read_only=False: FakeUnitOfWork(world, clock),
-        hasher=PlainHasher(),
+        hasher=hasher,
         tokens=CountingTokens(),
         revocations=revocations,
         throttle=BudgetThrottle(),
         mailer=TokenInBodyComposer(),
+        emails=emails,
         clock=clock,
         refresh_ttl_seconds=3600,
         reset_ttl_seconds=1800,
+        reset_emails_per_hour=3,
     )
-    return Harness(deps, world, clock, revocations)
+    return Harness(deps, world, clock, revocations, hasher, emails)

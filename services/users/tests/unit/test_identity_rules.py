@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
+from emporium_kit.email import EmailDeliveryFailed
 from users.domain.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
@@ -23,7 +25,11 @@ from users.use_cases.log_in import log_in
 from users.use_cases.manage_users import set_roles
 from users.use_cases.refresh_session import refresh_session
 from users.use_cases.register_user import register_user
-from users.use_cases.reset_password import confirm_password_reset, request_password_reset
+from users.use_cases.reset_password import (
+    PASSWORD_RESET_REQUESTED,
+    confirm_password_reset,
+    request_password_reset,
+)
 
 CLIENT = ClientInfo(user_agent="tests", ip="192.0.2.1")
 
@@ -87,6 +93,7 @@ async def test_password_reset_ends_every_session_and_bumps_the_token_version(
     user, _ = await _user_and_login(harness)
     await log_in(harness.deps, email="ann@example.com", password="pass-1234", client=CLIENT)
     await request_password_reset(harness.deps, email="ANN@example.com")
+    await harness.run_reset_mailer()
     [mail] = harness.reset_emails()
     assert mail["to"] == "ann@example.com"
     assert mail["minutes"] == 30
@@ -101,6 +108,7 @@ async def test_password_reset_ends_every_session_and_bumps_the_token_version(
 async def test_reset_token_expires(harness: Any) -> None:
     await _user_and_login(harness)
     await request_password_reset(harness.deps, email="ann@example.com")
+    await harness.run_reset_mailer()
     harness.later(minutes=31)
     with pytest.raises(ResetTokenInvalid):
         await confirm_password_reset(
@@ -119,9 +127,11 @@ async def test_role_change_keeps_customer_and_protects_the_last_admin(harness: A
         await set_roles(harness.deps, admin.id, ["customer"])
 
 
-async def test_reset_email_is_not_queued_when_the_account_is_unknown(harness: Any) -> None:
+async def test_reset_email_is_not_sent_when_the_account_is_unknown(harness: Any) -> None:
     await request_password_reset(harness.deps, email="nobody@example.com")
-    assert harness.world.emails == []
+    await harness.run_reset_mailer()
+    assert harness.emails.sent == []
+    assert harness.world.resets == {}
 
 
 def test_an_admin_remains_unless_another_admin_holds_the_role() -> None:
@@ -131,3 +141,92 @@ def test_an_admin_remains_unless_another_admin_holds_the_role() -> None:
     ensure_an_admin_remains({last, other}, last, ["customer"])
     ensure_an_admin_remains({last}, last, ["admin", "customer"])
     ensure_an_admin_remains({last}, other, ["customer"])
+
+
+async def test_a_reset_request_records_one_event_and_nothing_else_whether_or_not_the_account_exists(
+    harness: Any,
+) -> None:
+    await register_user(
+        harness.deps, email="known@example.com", password="pass-1234", full_name="K"
+    )
+    harness.world.events.clear()
+    before = copy.deepcopy(harness.world)
+    await request_password_reset(harness.deps, email=" Known@Example.com ")
+    await request_password_reset(harness.deps, email="unknown@example.com")
+    assert [key for key, _ in harness.world.events] == [PASSWORD_RESET_REQUESTED] * 2
+    assert [payload["email"] for _, payload in harness.world.events] == [
+        "known@example.com",
+        "unknown@example.com",
+    ]
+    harness.world.events.clear()
+    assert harness.world == before
+    assert harness.emails.sent == []
+
+
+async def test_confirming_one_reset_token_ends_every_other_of_the_user(harness: Any) -> None:
+    await _user_and_login(harness)
+    for _ in range(3):
+        await request_password_reset(harness.deps, email="ann@example.com")
+    await harness.run_reset_mailer()
+    first, second, third = (mail["token"] for mail in harness.reset_emails())
+    await confirm_password_reset(harness.deps, token=second, new_password="new-pass-1")
+    for other in (first, third):
+        with pytest.raises(ResetTokenInvalid):
+            await confirm_password_reset(harness.deps, token=other, new_password="other-pass-2")
+
+
+async def test_at_most_the_hourly_budget_of_reset_emails_is_sent(harness: Any) -> None:
+    await _user_and_login(harness)
+    for _ in range(5):
+        await request_password_reset(harness.deps, email="ann@example.com")
+    await harness.run_reset_mailer()
+    assert len(harness.reset_emails()) == 3
+    assert len(harness.world.resets) == 3
+    harness.later(minutes=59)
+    await request_password_reset(harness.deps, email="ann@example.com")
+    await harness.run_reset_mailer()
+    assert len(harness.reset_emails()) == 3
+    harness.later(minutes=1, seconds=1)
+    await request_password_reset(harness.deps, email="ann@example.com")
+    await harness.run_reset_mailer()
+    assert len(harness.reset_emails()) == 4
+
+
+async def test_a_refused_reset_email_leaves_no_token_and_spends_no_budget(harness: Any) -> None:
+    await _user_and_login(harness)
+    await request_password_reset(harness.deps, email="ann@example.com")
+    harness.emails.refuse_next = True
+    with pytest.raises(EmailDeliveryFailed):
+        await harness.run_reset_mailer()
+    assert harness.world.resets == {}
+    # Delivered again, as the broker does after the rollback.
+    harness.delivered -= 1
+    await harness.run_reset_mailer()
+    [mail] = harness.reset_emails()
+    await confirm_password_reset(harness.deps, token=mail["token"], new_password="new-pass-1")
+
+
+async def test_a_duplicate_registration_is_refused_without_hashing(harness: Any) -> None:
+    await register_user(harness.deps, email="dup@example.com", password="pass-1234", full_name="D")
+    assert harness.hasher.hashed == 1
+    for _ in range(3):
+        with pytest.raises(EmailAlreadyRegistered):
+            await register_user(
+                harness.deps, email=" DUP@example.com", password="pass-5678", full_name="E"
+            )
+    assert harness.hasher.hashed == 1
+
+
+async def test_a_bad_used_or_expired_reset_token_is_refused_without_hashing(harness: Any) -> None:
+    await _user_and_login(harness)
+    await request_password_reset(harness.deps, email="ann@example.com")
+    await request_password_reset(harness.deps, email="ann@example.com")
+    await harness.run_reset_mailer()
+    used, expiring = (mail["token"] for mail in harness.reset_emails())
+    await confirm_password_reset(harness.deps, token=used, new_password="new-pass-1")
+    hashed = harness.hasher.hashed
+    harness.later(minutes=31)
+    for token in ("forged", "x" * 129, used, expiring):
+        with pytest.raises(ResetTokenInvalid):
+            await confirm_password_reset(harness.deps, token=token, new_password="other-pass-2")
+    assert harness.hasher.hashed == hashed

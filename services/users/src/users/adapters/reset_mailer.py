@@ -1,7 +1,8 @@
 """Composes the password-reset email from the service's templates.
 
-Delivery is not done here: the use case queues the email in the mail outbox
-(``emporium_kit.mail_outbox``) in the same transaction as the reset token.
+Delivery is not done here: the reset mailer's use case sends the composed
+email through the kit's ``EmailSender`` inside the transaction that stores the
+token's digest, so the link itself is never stored or logged.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from users.use_cases.ports import (
     AccessTokenIssuer,
     Clock,
+    EmailDelivery,
     LoginThrottle,
     PasswordHasher,
     ResetMailer,
@@ -23,6 +24,8 @@ class IdentityDeps:
     revocations: Revocations
     throttle: LoginThrottle
     mailer: ResetMailer
+    emails: EmailDelivery
     clock: Clock
     refresh_ttl_seconds: int
     reset_ttl_seconds: int
+    reset_emails_per_hour: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -78,8 +78,21 @@ class SessionRepository(Protocol):
 class ResetTokenRepository(Protocol):
     async def add(self, user_id: UUID, token_hash: bytes, expires_at: datetime) -> None: ...
 
+    async def is_usable(self, token_hash: bytes) -> bool:
+        """Whether the token exists, unused and unexpired (a cheap look before bcrypt)."""
+
     async def consume(self, token_hash: bytes) -> UUID | None:
         """Mark an unused, unexpired token used; its user id, or None."""
+
+    async def revoke_all(self, user_id: UUID) -> None:
+        """End every unused token of the user."""
+
+    async def lock_and_count_issued(self, user_id: UUID, since: datetime) -> int:
+        """How many tokens the user was issued since ``since``.
+
+        Issuing for that user is locked until the unit of work ends, so a
+        budget checked on this count holds however many run at once.
+        """
 
 
 class UnitOfWork(Protocol):
@@ -100,9 +113,6 @@ class UnitOfWork(Protocol):
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         """Record an integration event, published only if the unit of work commits."""
-
-    async def queue_email(self, to: str, email: RenderedEmail) -> None:
-        """Queue an email, sent (and retried until it is) only if the unit of work commits."""
 
 
 class UnitOfWorkFactory(Protocol):
@@ -149,6 +159,13 @@ class LoginThrottle(Protocol):
 
     async def give_back(self, email: str) -> None:
         """The password was right: the attempts spent so far are returned."""
+
+
+class EmailDelivery(Protocol):
+    async def send(
+        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Deliver ``email`` now; raises when the server did not accept it."""
 
 
 class ResetMailer(Protocol):

@@ -10,6 +10,16 @@ USER_REGISTERED = "users.user_registered.v1"
 
 
 async def register_user(deps: IdentityDeps, *, email: str, password: str, full_name: str) -> User:
+    """Create a customer account.
+
+    A taken email is refused before bcrypt runs, so repeating a known email
+    costs a lookup, not a hash. That look is only a shortcut: the insert's
+    own uniqueness check (ON CONFLICT on the normalised email) decides when
+    two registrations race.
+    """
+    async with deps.uow(read_only=True) as uow:
+        if await uow.users.credentials_by_email(normalize_email(email)) is not None:
+            raise EmailAlreadyRegistered
     password_hash = await deps.hasher.hash(password)
     async with deps.uow() as uow:
         user = await uow.users.add(

@@ -32,6 +32,10 @@ _roles_of_user = (
     .label("roles")
 )
 
+# The first key of the advisory locks that serialise issuing reset tokens per
+# user (the second is a hash of the user id); any constant no other lock uses.
+_RESET_ISSUING_LOCKS = 0x55525354
+
 _USER_COLUMNS = (
     users.c.id,
     users.c.email,
@@ -319,6 +323,16 @@ class SqlResetTokenRepository:
             )
         )
 
+    async def is_usable(self, token_hash: bytes) -> bool:
+        found = await self._s.execute(
+            sa.select(sa.literal(1)).where(
+                password_reset_tokens.c.token_hash == token_hash,
+                password_reset_tokens.c.used_at.is_(None),
+                password_reset_tokens.c.expires_at > sa.func.now(),
+            )
+        )
+        return found.first() is not None
+
     async def consume(self, token_hash: bytes) -> UUID | None:
         user_id: UUID | None = (
             await self._s.execute(
@@ -333,3 +347,34 @@ class SqlResetTokenRepository:
             )
         ).scalar_one_or_none()
         return user_id
+
+    async def revoke_all(self, user_id: UUID) -> None:
+        await self._s.execute(
+            sa.update(password_reset_tokens)
+            .where(
+                password_reset_tokens.c.user_id == user_id,
+                password_reset_tokens.c.used_at.is_(None),
+            )
+            .values(used_at=sa.func.now())
+        )
+
+    async def lock_and_count_issued(self, user_id: UUID, since: datetime) -> int:
+        # A transaction-scoped advisory lock on the user, not a row lock on the
+        # users row: the lock is held while SMTP answers, and logins, profile
+        # changes and password updates of that user must not wait for it.
+        await self._s.execute(
+            sa.select(
+                sa.func.pg_advisory_xact_lock(_RESET_ISSUING_LOCKS, sa.func.hashtext(str(user_id)))
+            )
+        )
+        count: int = (
+            await self._s.execute(
+                sa.select(sa.func.count())
+                .select_from(password_reset_tokens)
+                .where(
+                    password_reset_tokens.c.user_id == user_id,
+                    password_reset_tokens.c.created_at > since,
+                )
+            )
+        ).scalar_one()
+        return count

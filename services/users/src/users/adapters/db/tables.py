@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import INET, UUID
 
-from emporium_kit.mail_outbox import define_mail_outbox_table
 from emporium_kit.messaging.tables import define_inbox_table, define_outbox_table
 
 metadata = sa.MetaData(
@@ -109,5 +108,4 @@ password_reset_tokens = sa.Table(
 )
 
 outbox = define_outbox_table(metadata)
-mail_outbox = define_mail_outbox_table(metadata)
 inbox = define_inbox_table(metadata)

@@ -9,15 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from emporium_kit.context import current_request_id
 from emporium_kit.db import create_session_factory
-from emporium_kit.email import RenderedEmail
-from emporium_kit.mail_outbox import queue_email
 from emporium_kit.messaging.outbox import add_event
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,
     SqlSessionRepository,
     SqlUserRepository,
 )
-from users.adapters.db.tables import mail_outbox, outbox
+from users.adapters.db.tables import outbox
 from users.use_cases.ports import ResetTokenRepository, SessionRepository, UserRepository
 
 
@@ -58,14 +56,42 @@ class SqlUnitOfWork(_Repositories):
         await self._session.commit()
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
-        request_id = current_request_id()
-        headers = {"x-request-id": request_id} if request_id else {}
-        await add_event(self._session, outbox, routing_key, payload, headers=headers)
+        await _add_event(self._session, routing_key, payload)
 
-    async def queue_email(self, to: str, email: RenderedEmail) -> None:
-        request_id = current_request_id()
-        headers = {"X-Request-ID": request_id} if request_id else None
-        await queue_email(self._session, mail_outbox, to, email, headers=headers)
+
+class SqlConsumerUnitOfWork(_Repositories):
+    """The repositories on an event consumer's transaction, which the consumer owns.
+
+    The kit's ``EventConsumer`` commits once the handler returns and rolls back
+    if it raises (its inbox row included), so this one never commits itself.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._open_repositories(session)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def commit(self) -> None:
+        raise RuntimeError("the event consumer commits its own transaction")
+
+    async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
+        await _add_event(self._session, routing_key, payload)
+
+
+async def _add_event(session: AsyncSession, routing_key: str, payload: dict[str, Any]) -> None:
+    request_id = current_request_id()
+    headers = {"x-request-id": request_id} if request_id else {}
+    await add_event(session, outbox, routing_key, payload, headers=headers)
 
 
 class SqlReadOnlyUnitOfWork(_Repositories):
@@ -96,9 +122,6 @@ class SqlReadOnlyUnitOfWork(_Repositories):
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         raise RuntimeError("a read-only unit of work cannot record events")
-
-    async def queue_email(self, to: str, email: RenderedEmail) -> None:
-        raise RuntimeError("a read-only unit of work cannot queue emails")
 
 
 class SqlUnitOfWorkFactory:

@@ -1,0 +1,1 @@
+"""Consumers of integration events: each turns one event into one use case."""
