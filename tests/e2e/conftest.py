@@ -7,16 +7,21 @@ fresh database of this worker's and a Redis database of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 from redis import Redis
 
+from emporium_kit.messaging import dead_letter_queue_name
 from emporium_testkit.isolation import migrate_fresh, redis_url, worker_database_url
 from emporium_testkit.processes import ChildProcess, free_port
 
@@ -24,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "admin@e2e.example.com"
 ADMIN_PASSWORD = "e2e-admin-pass-1"
 PASSWORD = "e2e-pass-1234"
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     flush.flushdb()  # counters and revocations of an earlier run
     flush.close()
     shared = {"REDIS_URL": redis, "LOG_LEVEL": "WARNING"}
+    reset_queue = f"users.password-reset-mailer.e2e-{uuid.uuid4().hex[:12]}"
     processes: list[ChildProcess] = []
     try:
         mailsink = ChildProcess(
@@ -64,6 +71,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
                 "ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "SMTP_PORT": str(smtp),
                 "PUBLIC_WEB_URL": "https://shop.e2e.test",
+                # A reset-mailer queue of this run's own: on the shared default one,
+                # another process would take (and drop) this system's reset requests.
+                "USERS_RESET_MAILER_QUEUE": reset_queue,
             },
         )
         processes.append(users)
@@ -95,6 +105,20 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     finally:
         for process in reversed(processes):
             process.stop()
+        # On a thread of its own: this thread's event loop belongs to pytest-asyncio.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(
+                asyncio.run, _delete_queues(reset_queue, dead_letter_queue_name(reset_queue))
+            ).result()
+
+
+async def _delete_queues(*names: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for name in names:
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(name)
 
 
 @pytest.fixture
