@@ -18,6 +18,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 
+from emporium_testkit.tracing import span_recorder
 from gateway.main import create_app
 
 # The test kit (upstream server, keys, tokens) lives beside this file.
@@ -43,6 +44,12 @@ async def upstream() -> AsyncIterator[TestUpstream]:
     state = TestUpstream(port=free_port(), keys=[SigningKey.generate()])
     async with serve(upstream_app(state), state.port, lifespan="off"):
         yield state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tracing() -> None:
+    """The SDK's tracer provider, as every process has it (recording in memory)."""
+    span_recorder()
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from emporium_kit.problems import (
     problem_response,
 )
 from emporium_kit.settings import ServiceSettings
+from emporium_kit.tracing import instrument_app
 
 log = structlog.get_logger(__name__)
 
@@ -116,4 +117,5 @@ def create_service_app(
     for middleware in reversed(edge_middleware):
         app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_middleware(RequestContextMiddleware)
+    instrument_app(app)
     return app

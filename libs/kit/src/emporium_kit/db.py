@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncpg
+import sqlalchemy.ext.asyncio
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
 from emporium_kit.settings import DatabaseSettings
@@ -25,7 +25,9 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
-    return create_async_engine(
+    """The pooled engine of a service's own database; its statements are traced."""
+    # Looked up at call time: the SQLAlchemy instrumentation wraps it (tracing).
+    engine = sqlalchemy.ext.asyncio.create_async_engine(
         settings.url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
@@ -46,6 +48,7 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
             },
         },
     )
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

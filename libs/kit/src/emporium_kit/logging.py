@@ -4,8 +4,8 @@ Our own events go through structlog's native pipeline straight to stdout as
 orjson bytes (no stdlib ``logging`` machinery on the hot path: the access line
 is written for every request). Records of the standard library's loggers
 (uvicorn, SQLAlchemy, aio-pika) are rendered by the same processors, so every
-line of a process is one JSON object carrying ``request_id`` when one is in
-context.
+line of a process is one JSON object carrying ``request_id``, ``trace_id`` and
+``span_id`` when they are in context.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 import structlog
+
+from emporium_kit.tracing import add_trace_ids
 
 
 def _orjson_bytes(obj: Any, default: Any = None) -> bytes:
@@ -30,6 +32,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     level_number = logging.getLevelNamesMapping()[level.upper()]
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_service(service),

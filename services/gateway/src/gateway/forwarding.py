@@ -3,17 +3,15 @@
 The client's headers are passed on except hop-by-hop ones, those the gateway
 replaces and its internal identity headers (which only it may set, after
 verifying a token). A cacheable request passes on none of them (see
-:mod:`gateway.cache`). Every forwarded request carries the request id, a W3C
-``traceparent`` (the client's when valid), the client IP the gateway believes
-and, for an accepted token, the caller's identity.
+:mod:`gateway.cache`). Every forwarded request carries the request id, the
+client IP the gateway believes and, for an accepted token, the caller's
+identity; the client's ``traceparent`` is replaced by the gateway's own client
+span (OpenTelemetry's aiohttp instrumentation, :mod:`emporium_kit.tracing`),
+which continues the client's trace when it sent a valid one.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
-
-from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from emporium_kit.context import current_request_id
@@ -28,20 +26,7 @@ from gateway.proxy import (
     relay_response,
 )
 
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
-_NO_TRACE = "0" * 32
-_NO_SPAN = "0" * 16
-
 Header = tuple[bytes, bytes]
-
-
-def traceparent_for(candidate: str | None) -> str:
-    """The client's W3C ``traceparent`` when valid, else the start of a new trace."""
-    if candidate is not None:
-        match = _TRACEPARENT.fullmatch(candidate.strip())
-        if match and match.group(1) != _NO_TRACE and match.group(2) != _NO_SPAN:
-            return candidate.strip()
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def request_target(scope: Scope) -> str:
@@ -74,10 +59,8 @@ def upstream_headers(
             if name == b"authorization" and identity.principal is None:
                 continue  # a refused token on an open route is not passed on
             forwarded.append((name, value))
-    traceparent = traceparent_for(Headers(raw=raw).get("traceparent"))
     forwarded += [
         (b"x-request-id", (current_request_id() or "").encode()),
-        (b"traceparent", traceparent.encode()),
         (b"x-forwarded-for", client_ip.encode()),
         (b"x-forwarded-proto", str(scope.get("scheme", "http")).encode()),
     ]

@@ -30,6 +30,7 @@ from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.health import HealthCheck, redis_check
 from emporium_kit.logging import configure_logging
 from emporium_kit.revocations import RevocationList
+from emporium_kit.tracing import configure_tracing
 from gateway.cache import CachedPages, ResponseCache
 from gateway.cache_invalidation import CatalogEventsListener
 from gateway.dispatch import GatewayDispatcher, RouteTableFirst
@@ -255,4 +256,5 @@ def app_from_environment() -> FastAPI:
     """uvicorn's factory: settings from the environment, logging configured."""
     settings = GatewaySettings()
     configure_logging("gateway", level=settings.log_level, json=settings.log_json)
+    configure_tracing("gateway")
     return create_app(settings)

@@ -39,6 +39,7 @@ from tenacity import (
 )
 from yarl import URL
 
+from emporium_kit.tracing import aiohttp_trace_configs
 from gateway.metrics import UPSTREAM_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -245,6 +246,8 @@ class Upstream:
             skip_auto_headers=_NO_AUTO_HEADERS,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
+            # A client span per forwarded request, whose context goes out as traceparent.
+            trace_configs=aiohttp_trace_configs(),
         )
         return self._session
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 from gateway_testkit import CLIENT_IP, Gateway, GatewayFactory, TestUpstream, Tokens
+from opentelemetry.trace import SpanKind
+
+from emporium_testkit.tracing import span_recorder
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -69,17 +72,29 @@ async def test_invalid_request_id_is_replaced(gateway: Gateway, upstream: TestUp
     assert upstream.received[0].all("x-request-id") == [replaced]
 
 
-async def test_traceparent_is_forwarded_or_started(
+async def test_the_client_trace_is_continued_by_the_gateway_span_that_calls_the_upstream(
     gateway: Gateway, upstream: TestUpstream
 ) -> None:
-    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    await gateway.client.post("/api/v1/auth/logout", json={}, headers={"traceparent": traceparent})
+    recorder = span_recorder()
+    recorder.clear()
+    trace_id, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    await gateway.client.post(
+        "/api/v1/auth/logout", json={}, headers={"traceparent": f"00-{trace_id}-{client_span}-01"}
+    )
     await gateway.client.post("/api/v1/auth/logout", json={}, headers={"traceparent": "garbage"})
 
-    assert upstream.received[0].all("traceparent") == [traceparent]
-    assert re.fullmatch(
-        r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", upstream.received[1].all("traceparent")[0]
-    )
+    continued = upstream.received[0].all("traceparent")
+    started = upstream.received[1].all("traceparent")
+    assert len(continued) == 1
+    _, sent_trace, sent_parent, _ = continued[0].split("-")
+    assert sent_trace == trace_id
+    assert sent_parent != client_span  # the gateway's own client span is the parent
+    spans = {
+        format(s.context.span_id, "016x"): s for s in recorder.get_finished_spans() if s.context
+    }
+    assert spans[sent_parent].kind == SpanKind.CLIENT
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", started[0])
+    assert started[0].split("-")[1] != trace_id
 
 
 async def test_proxied_response_keeps_security_headers_and_drops_server(

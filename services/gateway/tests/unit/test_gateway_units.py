@@ -9,7 +9,6 @@ import pytest
 from emporium_kit.client_ip import ClientIpResolver, rate_limit_key
 from gateway.cache import CachedResponse, cache_key_suffix, etag_matches, strong_etag
 from gateway.edge import path_problem
-from gateway.forwarding import traceparent_for
 from gateway.openapi_merge import merge_openapi
 from gateway.routes import ROUTES, USER, Route, default_route_table
 
@@ -127,14 +126,6 @@ def test_etag_is_strong_and_if_none_match_compares_weakly() -> None:
 def test_cached_response_round_trips() -> None:
     entry = CachedResponse(200, [(b"content-type", b"application/json")], b'{"a":\n1}', '"e"')
     assert CachedResponse.load(entry.dump()) == entry
-
-
-def test_traceparent_is_kept_when_valid_and_started_otherwise() -> None:
-    valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-    assert traceparent_for(valid) == valid
-    assert traceparent_for("00-" + "0" * 32 + "-00f067aa0ba902b7-01") != valid
-    assert traceparent_for(None).startswith("00-")
 
 
 def _spec(schema_name: str, schema: dict[str, Any], path: str) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from aio_pika.abc import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from emporium_kit.tracing import SpanKind, continue_trace
+
 from .broker import DEFAULT_CONNECT_TIMEOUT, connect, declare_quorum_queue
 from .envelope import REQUEST_ID_HEADER, EventEnvelope, trace_id_from_traceparent
 
@@ -164,7 +166,20 @@ class EventConsumer:
             await self._settle(message.reject(requeue=False), "reject")
             return
 
-        with structlog.contextvars.bound_contextvars(**self._log_context(envelope, message)):
+        with (
+            continue_trace(
+                f"{envelope.type} process",
+                {**envelope.headers, **(message.headers or {})},
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.destination.name": self._queue_name,
+                    "messaging.message.id": str(envelope.id),
+                    "messaging.consumer.group.name": self._consumer_name,
+                },
+            ),
+            structlog.contextvars.bound_contextvars(**self._log_context(envelope, message)),
+        ):
             try:
                 handled = await self._process(envelope)
             except Exception:

@@ -8,7 +8,10 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .envelope import EventEnvelope, JSONValue
+from emporium_kit.context import current_request_id
+from emporium_kit.tracing import current_trace_headers
+
+from .envelope import REQUEST_ID_HEADER, EventEnvelope, JSONValue
 
 
 async def add_event(
@@ -22,12 +25,16 @@ async def add_event(
     """Record an event in the outbox, in the caller's current transaction.
 
     The row commits with the state change it describes, and a rollback drops it: an
-    event is published if and only if its transaction committed. ``headers`` is where
-    the caller passes ``x-request-id`` and ``traceparent`` (nothing is read from
-    ambient context here, so what travels with the event is visible at the call site).
-    Returns the event's message id.
+    event is published if and only if its transaction committed. The row keeps the
+    current trace context (``traceparent``, ``tracestate``) and request id, so the
+    relay's publish and every consumer continue the trace of the request that
+    caused it; ``headers`` adds to or overrides them. Returns the event's message id.
     """
-    envelope = EventEnvelope.new(routing_key, dict(payload), headers=dict(headers or {}))
+    ambient: dict[str, str] = current_trace_headers()
+    request_id = current_request_id()
+    if request_id is not None:
+        ambient[REQUEST_ID_HEADER] = request_id
+    envelope = EventEnvelope.new(routing_key, dict(payload), headers={**ambient, **(headers or {})})
     await session_or_conn.execute(
         sa.insert(outbox_table).values(
             id=envelope.id,

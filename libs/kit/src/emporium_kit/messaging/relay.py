@@ -25,6 +25,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from aiormq.exceptions import DeliveryError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from emporium_kit.tracing import SpanKind, continue_trace, current_trace_headers
+
 from .broker import DEFAULT_CONNECT_TIMEOUT, connect, declare_events_exchange
 from .envelope import EventEnvelope
 
@@ -181,7 +183,7 @@ class OutboxRelay:
                     failed.append((row, f"unpublishable row: {_describe(exc)}"))
 
             outcomes = await asyncio.gather(
-                *(self._publish(exchange, row.routing_key, message) for row, message in messages),
+                *(self._publish_traced(exchange, row, message) for row, message in messages),
                 return_exceptions=True,
             )
             connection_broken = False
@@ -340,6 +342,24 @@ class OutboxRelay:
         self._connect_failures = 0
         self._connection, self._channel, self._exchange = connection, channel, exchange
         return exchange
+
+    async def _publish_traced(
+        self, exchange: AbstractExchange, row: Any, message: aio_pika.Message
+    ) -> None:
+        """Publishes in a producer span that continues the trace stored with the row;
+        the message's AMQP headers carry that span's context to the consumer."""
+        with continue_trace(
+            f"{row.routing_key} publish",
+            row.headers,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.destination.name": row.routing_key,
+                "messaging.message.id": str(row.id),
+            },
+        ):
+            message.headers = {**(message.headers or {}), **current_trace_headers()}
+            await self._publish(exchange, row.routing_key, message)
 
     async def _publish(
         self, exchange: AbstractExchange, routing_key: str, message: aio_pika.Message

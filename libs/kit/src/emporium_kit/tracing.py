@@ -1,0 +1,204 @@
+"""OpenTelemetry traces: one request is one trace, through HTTP, the outbox, RabbitMQ and consumers.
+
+Every process calls :func:`configure_tracing` once at start-up. It installs the
+SDK's tracer provider (always: trace and span ids then exist for every log
+line, even with nothing exported) and the exporter that ``OTEL_TRACES_EXPORTER``
+names: ``none`` (the default), ``otlp`` (OTLP over HTTP; the standard
+``OTEL_EXPORTER_OTLP_*`` variables say where) or ``console``. Tests pass an
+in-memory exporter instead. ``OTEL_SDK_DISABLED=true`` turns tracing off
+altogether (no spans, no propagation beyond what the client sent).
+
+What each part instruments, so the pieces join up:
+
+* HTTP servers: :func:`instrument_app` (FastAPI/ASGI), called by the kit's app
+  factory; it continues a client's or the gateway's ``traceparent``.
+* HTTP clients: :func:`aiohttp_trace_configs` for the gateway's proxy
+  sessions, :func:`instrument_httpx` for httpx clients; both inject
+  ``traceparent`` into the requests they send.
+* PostgreSQL and Redis: :func:`instrument_sqlalchemy` (every engine created
+  after :func:`configure_tracing`, which calls it, so the composition root
+  configures tracing first) and :func:`instrument_redis`.
+* Messaging, with our own propagation (no aio-pika instrumentation): the
+  outbox stores the current trace context with every row
+  (:func:`current_trace_headers`), the relay publishes each row in a producer
+  span that continues it and puts its own context in the message's AMQP
+  headers, and the consumer handles each message in a consumer span that
+  continues those (:func:`continue_trace`).
+* Logs: :func:`add_trace_ids` is a structlog processor that adds ``trace_id``
+  and ``span_id`` of the current span to every line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Span, SpanKind
+
+__all__ = [
+    "SpanKind",
+    "add_trace_ids",
+    "aiohttp_trace_configs",
+    "configure_tracing",
+    "continue_trace",
+    "current_trace_headers",
+    "instrument_app",
+    "instrument_httpx",
+    "instrument_redis",
+    "instrument_sqlalchemy",
+]
+
+Exporter = Literal["none", "otlp", "console"]
+
+_TRACER_NAME = "emporium"
+
+
+def tracing_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def configure_tracing(
+    service: str,
+    *,
+    exporter: Exporter | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> TracerProvider | None:
+    """Install the tracer provider of this process; returns it (None when disabled).
+
+    ``exporter`` defaults to ``OTEL_TRACES_EXPORTER`` (``none``).
+    ``span_exporter`` (tests: an in-memory exporter) is added with a
+    synchronous processor, so a finished span is visible at once.
+    """
+    if tracing_disabled():
+        return None
+    chosen = exporter or _exporter_from_environment()
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    if chosen == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif chosen == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    if span_exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    trace.set_tracer_provider(provider)
+    instrument_sqlalchemy()
+    instrument_redis()
+    instrument_httpx()
+    return provider
+
+
+def _exporter_from_environment() -> Exporter:
+    value = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if value not in ("none", "otlp", "console"):
+        raise ValueError(f"OTEL_TRACES_EXPORTER must be none, otlp or console, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(_TRACER_NAME)
+
+
+def instrument_app(app: Any) -> None:
+    """Server spans for every request of a FastAPI app (continuing ``traceparent``)."""
+    if tracing_disabled():
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+
+
+def instrument_sqlalchemy() -> None:
+    """A span per SQL statement of every engine created from now on (process-wide)."""
+    if tracing_disabled():
+        return
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    instrumentor = SQLAlchemyInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        # Its declared range stops below SQLAlchemy 2.1, which it instruments the
+        # same way (engine events); the trace test fails if that ever changes.
+        instrumentor.instrument(skip_dep_check=True)
+
+
+def instrument_redis() -> None:
+    """A span per Redis command (redis-py, process-wide)."""
+    if tracing_disabled():
+        return
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    instrumentor = RedisInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def instrument_httpx() -> None:
+    """Client spans and ``traceparent`` on every httpx request (process-wide)."""
+    if tracing_disabled():
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    instrumentor = HTTPXClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def aiohttp_trace_configs() -> list[Any]:
+    """``trace_configs`` for an aiohttp ``ClientSession``: client spans and ``traceparent``."""
+    if tracing_disabled():
+        return []
+    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
+    return [create_trace_config()]
+
+
+def current_trace_headers() -> dict[str, str]:
+    """The current trace context as W3C headers (``traceparent``, ``tracestate``)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def continue_trace(
+    name: str,
+    headers: Mapping[str, Any] | None,
+    *,
+    kind: SpanKind,
+    attributes: Mapping[str, str] | None = None,
+) -> Iterator[Span]:
+    """A span named ``name`` in the trace that ``headers`` carry (a new one if none)."""
+    carrier = {k: v for k, v in (headers or {}).items() if isinstance(v, str)}
+    parent = propagate.extract(carrier)
+    token = otel_context.attach(parent)
+    try:
+        with tracer().start_as_current_span(
+            name, kind=kind, attributes=dict(attributes or {})
+        ) as span:
+            yield span
+    finally:
+        otel_context.detach(token)
+
+
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """structlog processor: ``trace_id`` and ``span_id`` of the current span, if any."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict.setdefault("trace_id", format(span_context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(span_context.span_id, "016x"))
+    return event_dict
