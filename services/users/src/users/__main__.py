@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from emporium_kit.serving import serve
+from emporium_kit.settings import load_settings
 from users.settings import UsersSettings
 
 
 def main() -> None:
-    settings = UsersSettings()
+    settings = load_settings(UsersSettings, "users")
     serve(
         "users.main:create_app",
         host=settings.host,

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from emporium_kit.email import SmtpSettings
-from emporium_kit.settings import DatabaseSettings, ServiceSettings
+from emporium_kit.settings import (
+    DatabaseSettings,
+    ServiceSettings,
+    https_url_problem,
+    password_problem,
+    secret_problem,
+)
 
 DEV_ADMIN_EMAIL = "admin@emporium.local"
 DEV_ADMIN_PASSWORD = "admin-dev-password-1"  # noqa: S105 - documented development default
@@ -99,17 +105,26 @@ class UsersSettings(ServiceSettings):
         "(its dead letters go to <queue>.dlq).",
     )
 
-    @model_validator(mode="after")
-    def _refuse_development_defaults_in_production(self) -> UsersSettings:
-        if self.environment != "production":
-            return self
-        if self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD:
-            raise ValueError("ADMIN_PASSWORD must be set in production")
-        if self.cursor_secret.get_secret_value() == DEV_CURSOR_SECRET:
-            raise ValueError("USERS_CURSOR_SECRET must be set in production")
-        if self.jwt_private_key is None:
-            raise ValueError("USERS_JWT_PRIVATE_KEY must be set in production")
-        return self
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        checks = (
+            password_problem(
+                "ADMIN_PASSWORD",
+                self.admin_password.get_secret_value(),
+                development_default=DEV_ADMIN_PASSWORD,
+            ),
+            secret_problem(
+                "USERS_CURSOR_SECRET",
+                self.cursor_secret.get_secret_value(),
+                development_default=DEV_CURSOR_SECRET,
+            ),
+            None
+            if self.jwt_private_key is not None
+            else "USERS_JWT_PRIVATE_KEY: is not set; production never generates its signing "
+            "key (every replica must sign with the same one)",
+            https_url_problem("PUBLIC_WEB_URL", self.public_web_url),
+        )
+        return [*problems, *(problem for problem in checks if problem)]
 
     @property
     def database(self) -> DatabaseSettings:

@@ -3,32 +3,56 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from users.settings import DEV_ADMIN_PASSWORD, UsersSettings
+from users.settings import DEV_ADMIN_PASSWORD, DEV_CURSOR_SECRET, UsersSettings
 
 PEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
 
 
-def test_production_refuses_the_development_admin_password() -> None:
-    with pytest.raises(ValidationError, match="ADMIN_PASSWORD must be set in production"):
-        UsersSettings(environment="production", cursor_secret="s" * 32, jwt_private_key=PEM)
+SAFE = {
+    "environment": "production",
+    "admin_password": "a-real-admin-secret-1",
+    "cursor_secret": "s" * 32,
+    "jwt_private_key": PEM,
+    "public_web_url": "https://shop.example.com",
+    "amqp_url": "amqp://users:rabbit-secret@mq.internal:5672/",
+}
 
 
-def test_production_requires_a_cursor_secret_and_a_signing_key() -> None:
-    with pytest.raises(ValidationError, match="USERS_CURSOR_SECRET"):
-        UsersSettings(environment="production", admin_password="real-secret-1", jwt_private_key=PEM)
-    with pytest.raises(ValidationError, match="USERS_JWT_PRIVATE_KEY"):
-        UsersSettings(
-            environment="production", admin_password="real-secret-1", cursor_secret="s" * 32
-        )
+@pytest.mark.parametrize(
+    ("override", "setting", "why"),
+    [
+        ({"admin_password": DEV_ADMIN_PASSWORD}, "ADMIN_PASSWORD", "development default"),
+        ({"admin_password": "short1"}, "ADMIN_PASSWORD", "weak"),
+        ({"admin_password": "onlylettersatall"}, "ADMIN_PASSWORD", "weak"),
+        ({"cursor_secret": DEV_CURSOR_SECRET}, "USERS_CURSOR_SECRET", "development default"),
+        ({"cursor_secret": "too-short"}, "USERS_CURSOR_SECRET", "shorter than 32"),
+        ({"jwt_private_key": None}, "USERS_JWT_PRIVATE_KEY", "not set"),
+        ({"public_web_url": "http://shop.example.com"}, "PUBLIC_WEB_URL", "https"),
+        ({"amqp_url": "amqp://guest:guest@mq:5672/"}, "AMQP_URL", "guest"),
+        ({"amqp_url": "amqp://mq:5672/"}, "AMQP_URL", "guest"),
+    ],
+)
+def test_production_refuses_each_development_default_naming_the_setting(
+    override: dict[str, object], setting: str, why: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        UsersSettings(**{**SAFE, **override})
+    message = str(refused.value)
+    assert f"{setting}: " in message
+    assert why in message
+
+
+def test_production_lists_every_problem_at_once() -> None:
+    with pytest.raises(ValidationError) as refused:
+        UsersSettings(environment="production")
+    message = str(refused.value)
+    for setting in ("ADMIN_PASSWORD", "USERS_CURSOR_SECRET", "USERS_JWT_PRIVATE_KEY"):
+        assert setting in message
+    assert "PUBLIC_WEB_URL" in message and "AMQP_URL" in message
 
 
 def test_production_starts_with_real_secrets_and_development_with_defaults() -> None:
-    production = UsersSettings(
-        environment="production",
-        admin_password="real-secret-1",
-        cursor_secret="s" * 32,
-        jwt_private_key=PEM,
-    )
+    production = UsersSettings(**SAFE)  # type: ignore[arg-type]
     assert production.is_production
     development = UsersSettings(environment="development")
     assert development.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD
