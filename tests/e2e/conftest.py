@@ -23,6 +23,7 @@ from redis import Redis
 
 from emporium_kit.messaging import dead_letter_queue_name
 from emporium_testkit.isolation import migrate_fresh, redis_url, worker_database_url
+from emporium_testkit.otlp import OtlpCollector
 from emporium_testkit.processes import ChildProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,7 @@ class System:
     users: str
     mail: str
     redis_url: str
+    traces: OtlpCollector
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +51,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     flush = Redis.from_url(redis)
     flush.flushdb()  # counters and revocations of an earlier run
     flush.close()
-    shared = {"REDIS_URL": redis, "LOG_LEVEL": "WARNING"}
+    # Every process exports its spans over OTLP to a collector of this run's own.
+    traces = OtlpCollector().start()
+    shared = {"REDIS_URL": redis, "LOG_LEVEL": "WARNING", **traces.env()}
     reset_queue = f"users.password-reset-mailer.e2e-{uuid.uuid4().hex[:12]}"
     processes: list[ChildProcess] = []
     try:
@@ -101,10 +105,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             users=f"http://127.0.0.1:{users_port}",
             mail=f"http://127.0.0.1:{mail_http}",
             redis_url=redis,
+            traces=traces,
         )
     finally:
         for process in reversed(processes):
             process.stop()
+        traces.stop()
         # On a thread of its own: this thread's event loop belongs to pytest-asyncio.
         with ThreadPoolExecutor(1) as pool:
             pool.submit(

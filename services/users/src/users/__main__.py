@@ -10,7 +10,7 @@ from users.settings import UsersSettings
 def main() -> None:
     settings = load_settings(UsersSettings, "users")
     serve(
-        "users.main:create_app",
+        "users.main:app_from_environment",
         host=settings.host,
         port=settings.port,
         max_header_bytes=settings.max_header_bytes,

@@ -26,6 +26,7 @@ from emporium_kit.messaging.consumer import EventConsumer
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.pagination import CursorCodec, InvalidCursor
 from emporium_kit.revocations import RevocationList
+from emporium_kit.tracing import configure_tracing
 from users.adapters.access_tokens import JwtIssuer
 from users.adapters.db.tables import inbox, outbox
 from users.adapters.db.unit_of_work import SqlConsumerUnitOfWork, SqlUnitOfWorkFactory
@@ -198,3 +199,9 @@ async def _create_admin(deps: IdentityDeps, settings: UsersSettings) -> None:
     await bootstrap_admin(
         deps, email=settings.admin_email, password=settings.admin_password.get_secret_value()
     )
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory: tracing first (engines made afterwards are traced), then the app."""
+    configure_tracing("users")
+    return create_app()

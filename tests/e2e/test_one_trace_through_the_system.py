@@ -1,0 +1,57 @@
+"""One request is one trace through the running system, as a collector receives it.
+
+The gateway and users run as real processes exporting over OTLP to the test's
+collector stand-in. A password-reset request through the gateway publishes an
+event (through the outbox) that the users service's own reset mailer consumes:
+every step must land in the client's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httpx
+
+from emporium_testkit.otlp import ReceivedSpan
+
+from .conftest import ADMIN_EMAIL
+
+SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # OTLP's SpanKind numbers
+
+
+def _complete(spans: list[ReceivedSpan]) -> bool:
+    kinds = {(span.service, span.kind) for span in spans}
+    return {
+        ("gateway", SERVER),
+        ("gateway", CLIENT),
+        ("users", SERVER),
+        ("users", PRODUCER),
+        ("users", CONSUMER),
+    } <= kinds
+
+
+async def test_a_request_that_publishes_an_event_is_one_trace_to_its_consumer(
+    api: httpx.AsyncClient, system: Any
+) -> None:
+    trace_id = secrets.token_hex(16)
+    response = await api.post(
+        "/api/v1/auth/password-reset/request",
+        json={"email": ADMIN_EMAIL},
+        headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+    )
+    assert response.status_code == 202
+
+    spans = await asyncio.to_thread(system.traces.wait_for, trace_id, _complete, within=15)
+
+    assert _complete(spans), sorted({(s.service, s.kind, s.name) for s in spans})
+    by_id = {span.span_id: span for span in spans}
+    consumer = next(s for s in spans if s.kind == CONSUMER)
+    publish = by_id[consumer.parent_span_id]
+    assert publish.kind == PRODUCER
+    assert publish.name == "users.password_reset_requested.v1 publish"
+    users_server = next(s for s in spans if s.service == "users" and s.kind == SERVER)
+    assert by_id[users_server.parent_span_id].service == "gateway"
+    statements = [s.attributes.get("db.statement", "") for s in spans if s.service == "users"]
+    assert any(statement.startswith("INSERT INTO outbox") for statement in statements)
