@@ -48,7 +48,8 @@ def test_production_lists_every_problem_at_once() -> None:
     message = str(refused.value)
     for setting in ("ADMIN_PASSWORD", "USERS_CURSOR_SECRET", "USERS_JWT_PRIVATE_KEY"):
         assert setting in message
-    assert "PUBLIC_WEB_URL" in message and "AMQP_URL" in message
+    assert "PUBLIC_WEB_URL" in message
+    assert "AMQP_URL" in message
 
 
 def test_production_starts_with_real_secrets_and_development_with_defaults() -> None:
