@@ -43,9 +43,12 @@ async def test_a_request_that_publishes_an_event_is_one_trace_to_its_consumer(
     )
     assert response.status_code == 202
 
-    spans = await asyncio.to_thread(system.traces.wait_for, trace_id, _complete, within=15)
+    spans = await asyncio.to_thread(system.traces.wait_for, trace_id, _complete, within=30)
 
-    assert _complete(spans), sorted({(s.service, s.kind, s.name) for s in spans})
+    assert _complete(spans), (
+        sorted({(s.service, s.kind, s.name) for s in spans}),
+        system.traces.summary(),
+    )
     by_id = {span.span_id: span for span in spans}
     consumer = next(s for s in spans if s.kind == CONSUMER)
     publish = by_id[consumer.parent_span_id]

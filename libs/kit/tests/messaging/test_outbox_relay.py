@@ -98,7 +98,8 @@ async def test_event_in_rolled_back_transaction_is_never_published(
     assert envelope.type == routing_key
     assert envelope.payload == {"order_id": "committed"}
     assert envelope.headers == {"x-request-id": "req-1"}
-    assert messages[0].headers == {"x-request-id": "req-1"}
+    assert messages[0].headers is not None
+    assert messages[0].headers["x-request-id"] == "req-1"
     assert messages[0].type == routing_key
     assert messages[0].content_type == "application/json"
     assert messages[0].delivery_mode == 2  # persistent

@@ -78,6 +78,9 @@ class OtlpCollector:
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{self.port}{TRACES_PATH}",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # Fuzzing sends thousands of requests: keep their spans rather than drop them.
+            "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2048",
         }
 
     def _add(self, request: ExportTraceServiceRequest) -> None:
@@ -106,6 +109,14 @@ class OtlpCollector:
                     )
         with self._lock:
             self._spans.extend(received)
+
+    def summary(self) -> dict[str, int]:
+        """How many spans each service has sent so far (for failure messages)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for span in self._spans:
+                counts[span.service] = counts.get(span.service, 0) + 1
+            return counts
 
     def spans(self, trace_id: str | None = None) -> list[ReceivedSpan]:
         with self._lock:
