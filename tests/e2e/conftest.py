@@ -44,10 +44,19 @@ class System:
 
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    database_url = worker_database_url("emporium_users_e2e")
+    with running_system(tmp_path_factory, database="emporium_users_e2e", redis_offset=3) as up:
+        yield up
+
+
+@contextlib.contextmanager
+def running_system(
+    tmp_path_factory: pytest.TempPathFactory, *, database: str, redis_offset: int
+) -> Iterator[System]:
+    """Mail sink, users and gateway as real processes, on a database and Redis db of their own."""
+    database_url = worker_database_url(database)
     migrate_fresh(database_url, ROOT / "services" / "users" / "alembic.ini")
     smtp, mail_http, users_port, gateway_port = (free_port() for _ in range(4))
-    redis = redis_url(3)
+    redis = redis_url(redis_offset)
     flush = Redis.from_url(redis)
     flush.flushdb()  # counters and revocations of an earlier run
     flush.close()
