@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from opentelemetry import context as otel_context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from emporium_testkit.otlp import ReceivedSpan
 
@@ -55,12 +57,24 @@ async def test_a_request_that_publishes_an_event_is_one_trace_to_its_consumer(
     quiet_api: httpx.AsyncClient, quiet_system: System
 ) -> None:
     api, system = quiet_api, quiet_system
-    trace_id = secrets.token_hex(16)
-    response = await api.post(
-        "/api/v1/auth/password-reset/request",
-        json={"email": ADMIN_EMAIL},
-        headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    # The client's own span, made current too: where another test of this
+    # process instrumented httpx, its client span continues this trace.
+    client = SpanContext(
+        trace_id=int(trace_id, 16),
+        span_id=int(client_span, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
+    token = otel_context.attach(set_span_in_context(NonRecordingSpan(client)))
+    try:
+        response = await api.post(
+            "/api/v1/auth/password-reset/request",
+            json={"email": ADMIN_EMAIL},
+            headers={"traceparent": f"00-{trace_id}-{client_span}-01"},
+        )
+    finally:
+        otel_context.detach(token)
     assert response.status_code == 202
 
     spans = await asyncio.to_thread(system.traces.wait_for, trace_id, _complete, within=30)
