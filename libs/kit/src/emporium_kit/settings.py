@@ -94,10 +94,6 @@ class ServiceSettings(BaseSettings):
         "aggregates every worker's samples (prometheus-client multiprocess mode).",
     )
 
-    @property
-    def is_production(self) -> bool:
-        return self.environment == "production"
-
     def production_problems(self) -> list[str]:
         """What makes these settings unsafe in production, one ``SETTING: why`` each.
 

@@ -54,7 +54,7 @@ def test_production_lists_every_problem_at_once() -> None:
 
 def test_production_starts_with_real_secrets_and_development_with_defaults() -> None:
     production = UsersSettings(**SAFE)  # type: ignore[arg-type]
-    assert production.is_production
+    assert production.environment == "production"
     development = UsersSettings(environment="development")
     assert development.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD
 

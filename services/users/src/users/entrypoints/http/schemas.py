@@ -271,7 +271,3 @@ class SessionOut(BaseModel):
             ip=session.ip,
             current=session.id == current_session,
         )
-
-
-class Jwks(BaseModel):
-    keys: list[dict[str, str]]
