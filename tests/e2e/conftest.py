@@ -136,6 +136,29 @@ async def _delete_queues(*names: str) -> None:
                 await channel.queue_delete(name)
 
 
+def extra_gateway(system: System, **env: str) -> Iterator[str]:
+    """Another gateway in front of the system's users service, with settings of its own."""
+    port = free_port()
+    process = ChildProcess(
+        "gateway",
+        env={
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_USERS_URL": system.users,
+            "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{free_port()}",
+            "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{free_port()}",
+            "REDIS_URL": system.redis_url,
+            "LOG_LEVEL": "WARNING",
+            **env,
+        },
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_until_ready(f"{base}/health/live")
+        yield base
+    finally:
+        process.stop()
+
+
 @pytest.fixture
 async def api(system: System) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=system.gateway, timeout=10) as client:

@@ -11,34 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from emporium_testkit.processes import ChildProcess, free_port
+from emporium_testkit.processes import free_port
 
-
-def _gateway(system: Any, **env: str) -> Iterator[str]:
-    port = free_port()
-    process = ChildProcess(
-        "gateway",
-        env={
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_USERS_URL": system.users,
-            "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{free_port()}",
-            "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{free_port()}",
-            "REDIS_URL": system.redis_url,
-            "LOG_LEVEL": "WARNING",
-            **env,
-        },
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_until_ready(f"{base}/health/live")
-        yield base
-    finally:
-        process.stop()
+from .conftest import extra_gateway
 
 
 @pytest.fixture(scope="module")
 def strict_gateway(system: Any) -> Iterator[str]:
-    yield from _gateway(
+    yield from extra_gateway(
         system,
         RATE_LIMIT_AUTH="3/minute",
         RATE_LIMIT_ANONYMOUS="1000/minute",
@@ -49,7 +29,7 @@ def strict_gateway(system: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gateway_without_redis(system: Any) -> Iterator[str]:
-    yield from _gateway(system, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    yield from extra_gateway(system, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
 
 
 async def test_flooding_the_auth_routes_gets_429_with_retry_after(strict_gateway: str) -> None:

@@ -11,33 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from emporium_testkit.processes import ChildProcess, free_port
+from .conftest import extra_gateway
 
 
 @pytest.fixture(scope="module")
 def auth_limited_gateway(system: Any) -> Iterator[str]:
     """A gateway in front of the system's users service with RATE_LIMIT_AUTH at 5/minute."""
-    port = free_port()
-    process = ChildProcess(
-        "gateway",
-        env={
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_USERS_URL": system.users,
-            "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{free_port()}",
-            "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{free_port()}",
-            "REDIS_URL": system.redis_url,
-            "LOG_LEVEL": "WARNING",
-            "RATE_LIMIT_AUTH": "5/minute",
-            "RATE_LIMIT_ANONYMOUS": "1000/minute",
-            "GATEWAY_REDIS_KEY_PREFIX": f"e2e:auth5:{uuid.uuid4().hex}:",
-        },
+    yield from extra_gateway(
+        system,
+        RATE_LIMIT_AUTH="5/minute",
+        RATE_LIMIT_ANONYMOUS="1000/minute",
+        GATEWAY_REDIS_KEY_PREFIX=f"e2e:auth5:{uuid.uuid4().hex}:",
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_until_ready(f"{base}/health/live")
-        yield base
-    finally:
-        process.stop()
 
 
 async def test_concurrent_guesses_from_one_ip_are_held_to_the_auth_limit(

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from emporium_kit.serving import BOUNDED_HTTPTOOLS
-from emporium_testkit.processes import free_port
+from emporium_testkit.processes import free_port, serve_in_process
 
 LIMIT = 16_384
 
@@ -41,32 +40,6 @@ class CountingApp:
         await send({"type": "http.response.body", "body": body})
 
 
-@contextlib.asynccontextmanager
-async def served(app: CountingApp) -> AsyncIterator[int]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            http=BOUNDED_HTTPTOOLS,
-            h11_max_incomplete_event_size=LIMIT,
-            lifespan="off",
-            log_config=None,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.fixture
 def app() -> CountingApp:
     return CountingApp()
@@ -74,7 +47,14 @@ def app() -> CountingApp:
 
 @pytest.fixture
 async def port(app: CountingApp) -> AsyncIterator[int]:
-    async with served(app) as port:
+    port = free_port()
+    async with serve_in_process(
+        app,
+        port,
+        http=BOUNDED_HTTPTOOLS,
+        h11_max_incomplete_event_size=LIMIT,
+        lifespan="off",
+    ):
         yield port
 
 

@@ -34,15 +34,16 @@ from gateway_testkit import (
     Tokens,
     free_port,
     gateway_settings,
-    serve,
     upstream_app,
 )
+
+from emporium_testkit.processes import serve_in_process
 
 
 @pytest.fixture(scope="session")
 async def upstream() -> AsyncIterator[TestUpstream]:
     state = TestUpstream(port=free_port(), keys=[SigningKey.generate()])
-    async with serve(upstream_app(state), state.port, lifespan="off"):
+    async with serve_in_process(upstream_app(state), state.port, lifespan="off"):
         yield state
 
 

@@ -17,13 +17,12 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from jwt.algorithms import OKPAlgorithm
@@ -242,23 +241,6 @@ def upstream_app(state: TestUpstream) -> FastAPI:
         return await echo(request)
 
     return app
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Any, port: int, **config: Any) -> AsyncIterator[uvicorn.Server]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **config)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def raw_http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:

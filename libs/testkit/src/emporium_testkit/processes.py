@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -9,9 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import httpx
+import uvicorn
 
 
 def free_port() -> int:
@@ -68,3 +72,21 @@ class ChildProcess:
                 self._proc.kill()
                 self._proc.wait(5)
         self._log.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(app: Any, port: int, **config: Any) -> AsyncIterator[uvicorn.Server]:
+    """``app`` on a real uvicorn server in this event loop, until the block ends."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **config)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task

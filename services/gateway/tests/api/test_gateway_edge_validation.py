@@ -13,10 +13,10 @@ from gateway_testkit import (
     free_port,
     gateway_settings,
     raw_http,
-    serve,
 )
 
 from emporium_kit.serving import BOUNDED_HTTPTOOLS
+from emporium_testkit.processes import serve_in_process
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
 
@@ -67,7 +67,7 @@ async def served_gateway(upstream: TestUpstream) -> AsyncIterator[int]:
     """The gateway on a real uvicorn (the kit's bounded httptools), as ``python -m gateway``."""
     settings: GatewaySettings = gateway_settings(upstream)
     port = free_port()
-    async with serve(
+    async with serve_in_process(
         create_app(settings),
         port,
         http=BOUNDED_HTTPTOOLS,
