@@ -13,7 +13,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from emporium_kit.provisioning import ensure_database
+from emporium_kit.database.provisioning import ensure_database
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from emporium_kit.app import create_service_app
 from emporium_kit.context import current_request_id
+from emporium_kit.database import (
+    DATABASE_ERROR_HANDLERS,
+    DATABASE_UNAVAILABLE_ERRORS,
+    postgres_check,
+)
 from emporium_kit.fields import Line
-from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
+from emporium_kit.health import redis_check
+from emporium_kit.messaging import rabbitmq_check
 from emporium_kit.settings import ServiceSettings
 
 
@@ -85,6 +91,8 @@ def build(*, redis_port: int = 6379, amqp_port: int = 5672, postgres_port: int =
             "rabbitmq": rabbitmq_check(f"amqp://guest:guest@127.0.0.1:{amqp_port}/", 1.0),
         },
         domain_errors={RuleBroken: 409},
+        unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
+        exception_handlers=DATABASE_ERROR_HANDLERS,
     )
 
 

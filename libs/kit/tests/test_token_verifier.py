@@ -13,7 +13,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from emporium_kit.auth import AUDIENCE, ISSUER, InvalidToken, TokenVerifier, UnknownSigningKey
+from emporium_kit.identity.tokens import (
+    AUDIENCE,
+    ISSUER,
+    InvalidToken,
+    TokenVerifier,
+    UnknownSigningKey,
+)
 
 
 class Key:

@@ -6,26 +6,20 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-import structlog
-from fastapi import APIRouter, FastAPI, Request
-from sqlalchemy.exc import DBAPIError
+from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
-from starlette.responses import Response
 
-from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, is_unavailable
 from emporium_kit.health import HealthCheck, health_router
 from emporium_kit.metrics import MetricsMiddleware, metrics_router
 from emporium_kit.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from emporium_kit.problems import (
     PROBLEM_JSON_SCHEMA,
     ErrorStatusMap,
+    ExceptionHandler,
     install_problem_handlers,
-    problem_response,
 )
 from emporium_kit.settings import ServiceSettings
 from emporium_kit.tracing import instrument_app
-
-log = structlog.get_logger(__name__)
 
 
 class Lifespan(Protocol):
@@ -35,20 +29,6 @@ class Lifespan(Protocol):
 PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
     "content": {"application/problem+json": {"schema": PROBLEM_JSON_SCHEMA}}
 }
-
-
-async def _database_error(request: Request, exc: Exception) -> Response:
-    """A lost or refused database connection is a 503; any other driver error a 500."""
-    if is_unavailable(exc):
-        log.warning("database_unavailable", error=repr(exc))
-        return problem_response(
-            503,
-            code="dependency-unavailable",
-            detail="the database is unavailable; try again shortly.",
-            headers={"Retry-After": "5"},
-        )
-    log.error("database_error", error=repr(exc))
-    return problem_response(500, detail="An unexpected error occurred.")
 
 
 def create_service_app(
@@ -63,6 +43,7 @@ def create_service_app(
     health_checks: Mapping[str, HealthCheck],
     domain_errors: ErrorStatusMap | None = None,
     unavailable_errors: Sequence[type[BaseException]] = (),
+    exception_handlers: Mapping[type[Exception], ExceptionHandler] | None = None,
     edge_middleware: Sequence[Middleware] = (),
     inner_middleware: Sequence[Middleware] = (),
     builtin_docs: bool = True,
@@ -76,6 +57,10 @@ def create_service_app(
     ``inner_middleware`` runs inside every kit middleware, just before
     FastAPI's own exception handling and router (the gateway hands its route
     table's requests to the dispatcher there).
+    ``unavailable_errors`` become 503 problems and ``exception_handlers`` are
+    installed as they are: a service with a database passes the database
+    part's ``DATABASE_UNAVAILABLE_ERRORS`` and ``DATABASE_ERROR_HANDLERS``, so
+    this module loads no driver.
     ``builtin_docs=False`` drops FastAPI's CDN-based ``/docs`` and
     ``/openapi.json`` for a service that serves its own (the gateway).
     ``metrics_allowed_networks`` limits ``/metrics`` to those clients (404 for
@@ -96,9 +81,10 @@ def create_service_app(
     install_problem_handlers(
         app,
         domain_errors,
-        unavailable_errors=(*DATABASE_UNAVAILABLE_ERRORS, *unavailable_errors),
+        unavailable_errors=unavailable_errors,
     )
-    app.add_exception_handler(DBAPIError, _database_error)
+    for error, handler in (exception_handlers or {}).items():
+        app.add_exception_handler(error, handler)
     app.include_router(health_router(health_checks, timeout=settings.health_check_timeout_seconds))
     app.include_router(
         metrics_router(

@@ -7,7 +7,7 @@ exceptions to ``application/problem+json``. Tracebacks are logged, never sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -131,6 +131,7 @@ def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 ErrorStatusMap = Mapping[type[Exception], int]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def install_problem_handlers(

@@ -139,18 +139,3 @@ def load_settings(cls: type[SettingsT], service: str) -> SettingsT:
             lines.append(f"  - {where + ': ' if where else ''}{message}")
         print("\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
-
-
-class DatabaseSettings(BaseSettings):
-    """Pool settings for a service's own PostgreSQL database (embed in service settings)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
-    url: str
-    pool_size: int = 10
-    max_overflow: int = 10
-    pool_timeout_seconds: float = 5.0
-    pool_recycle_seconds: int = 1800
-    statement_timeout_ms: int = 5000
-    echo: bool = False
-    pre_ping: bool = False

@@ -15,9 +15,11 @@ What each part instruments, so the pieces join up:
 * HTTP clients: :func:`aiohttp_trace_configs` for the gateway's proxy
   sessions, :func:`instrument_httpx` for httpx clients; both inject
   ``traceparent`` into the requests they send.
-* PostgreSQL and Redis: :func:`instrument_sqlalchemy` (every engine created
-  after :func:`configure_tracing`, which calls it, so the composition root
-  configures tracing first) and :func:`instrument_redis`.
+* PostgreSQL and Redis: :func:`instrument_sqlalchemy` (called by
+  ``emporium_kit.database.create_engine`` before it creates an engine, so
+  only processes with a database load SQLAlchemy's instrumentation) and
+  :func:`instrument_redis` (called by :func:`configure_tracing` when redis is
+  installed; tracing is configured before clients are created).
 * Messaging, with our own propagation (no aio-pika instrumentation): the
   outbox stores the current trace context with every row
   (:func:`current_trace_headers`), the relay publishes each row in a producer
@@ -30,6 +32,7 @@ What each part instruments, so the pieces join up:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -95,9 +98,13 @@ def configure_tracing(
     if span_exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     trace.set_tracer_provider(provider)
-    instrument_sqlalchemy()
-    instrument_redis()
-    instrument_httpx()
+    # Process-wide client instrumentations, for the clients this process has
+    # installed. SQLAlchemy is instrumented by the database part when it
+    # creates an engine, so a process without a database never loads it.
+    if importlib.util.find_spec("redis") is not None:
+        instrument_redis()
+    if importlib.util.find_spec("httpx") is not None:
+        instrument_httpx()
     return provider
 
 

@@ -22,12 +22,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from emporium_kit.messaging import (
-    dead_letter_queue_name,
-    declare_events_exchange,
-    define_inbox_table,
-    define_outbox_table,
-)
+from emporium_kit.messaging import dead_letter_queue_name, declare_events_exchange
+from emporium_kit.messaging.tables import define_inbox_table, define_outbox_table
 
 from .support import AMQP_URL, POSTGRES_URL, BrokerProxy, MessagingTables
 

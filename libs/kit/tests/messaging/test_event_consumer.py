@@ -12,13 +12,8 @@ import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from emporium_kit.messaging import (
-    EventConsumer,
-    EventEnvelope,
-    EventHandler,
-    dead_letter_queue_name,
-    declare_events_exchange,
-)
+from emporium_kit.messaging import EventEnvelope, dead_letter_queue_name, declare_events_exchange
+from emporium_kit.messaging.consumer import EventConsumer, EventHandler
 
 from .support import AMQP_URL, MessagingTables, wait_until
 

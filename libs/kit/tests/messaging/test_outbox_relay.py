@@ -12,13 +12,10 @@ import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractQueue
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from emporium_kit.messaging import (
-    EventEnvelope,
-    OutboxRelay,
-    add_event,
-    declare_events_exchange,
-    define_outbox_table,
-)
+from emporium_kit.messaging import EventEnvelope, declare_events_exchange
+from emporium_kit.messaging.outbox import add_event
+from emporium_kit.messaging.relay import OutboxRelay
+from emporium_kit.messaging.tables import define_outbox_table
 
 from .support import AMQP_URL, BrokerProxy, MessagingTables, drain, wait_until
 

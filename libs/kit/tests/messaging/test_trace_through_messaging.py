@@ -13,9 +13,12 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from emporium_kit.app import create_service_app
-from emporium_kit.db import create_engine, create_session_factory
-from emporium_kit.messaging import EventConsumer, EventEnvelope, OutboxRelay, add_event
-from emporium_kit.settings import DatabaseSettings, ServiceSettings
+from emporium_kit.database import DatabaseSettings, create_engine, create_session_factory
+from emporium_kit.messaging import EventEnvelope
+from emporium_kit.messaging.consumer import EventConsumer
+from emporium_kit.messaging.outbox import add_event
+from emporium_kit.messaging.relay import OutboxRelay
+from emporium_kit.settings import ServiceSettings
 from emporium_testkit.tracing import span_recorder
 
 from .support import AMQP_URL, POSTGRES_URL, MessagingTables, wait_until

@@ -18,11 +18,19 @@ import contextlib
 import uuid
 from typing import Any
 
-import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from redis.exceptions import RedisError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_random_exponential,
+)
 
+from emporium_kit.messaging import CONNECT_ERRORS, connect, declare_events_exchange
 from gateway.cache import ResponseCache
 
 log = structlog.get_logger(__name__)
@@ -48,34 +56,45 @@ class CatalogEventsListener:
         """Set once the queue is bound and consuming (tests wait for it)."""
 
     async def run(self) -> None:
-        """Connects (retrying until it can), then listens until :meth:`stop`."""
-        while not self._stopping.is_set():
-            try:
-                connection = await self._connect()
-            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-                log.warning("cache_invalidation_unavailable", error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._reconnect_seconds)
-                continue
-            try:
-                await self._stopping.wait()
-            finally:
-                await connection.close()
-            return
+        """Connects (retrying with jittered backoff until it can), then listens until
+        :meth:`stop`. Once connected, the robust connection reconnects by itself."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(CONNECT_ERRORS),
+            wait=wait_random_exponential(multiplier=0.5, max=self._reconnect_seconds),
+            stop=stop_when_event_set(self._stopping),  # type: ignore[arg-type]
+            sleep=self._pause,
+            before_sleep=_log_unavailable,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    connection = await self._connect()
+        except RetryError:
+            return  # stopped before the broker came back
+        try:
+            await self._stopping.wait()
+        finally:
+            await connection.close()
+
+    async def _pause(self, seconds: float) -> None:
+        """tenacity's sleep between attempts, cut short by :meth:`stop`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def _connect(self) -> AbstractRobustConnection:
-        connection = await aio_pika.connect_robust(
-            self._amqp_url, timeout=5, reconnect_interval=self._reconnect_seconds
+        connection = await connect(
+            self._amqp_url,
+            connect_timeout=5,
+            reconnect_interval=self._reconnect_seconds,
+            client_name="gateway-cache-invalidation",
         )
         try:
             channel = await connection.channel()
             # Same declaration as every publisher: a durable topic exchange.
-            exchange = await channel.declare_exchange(
-                self._exchange, aio_pika.ExchangeType.TOPIC, durable=True
-            )
+            exchange = await declare_events_exchange(channel, self._exchange)
             # Named by us, not by the server: a robust reconnect re-declares it.
             queue = await channel.declare_queue(
                 f"gateway.cache-invalidation.{uuid.uuid4().hex}",
@@ -108,3 +127,8 @@ class CatalogEventsListener:
             log.warning("cache_invalidation_failed", reason=reason, error=repr(exc))
         else:
             log.info("cache_invalidated", reason=reason)
+
+
+def _log_unavailable(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("cache_invalidation_unavailable", error=repr(error), attempt=state.attempt_number)

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from emporium_kit.auth import (
+from emporium_kit.identity.revocations import RevocationList
+from emporium_kit.identity.tokens import (
     InvalidToken,
     Principal,
     TokenVerifier,
     UnknownSigningKey,
     bearer_token,
 )
-from emporium_kit.revocations import RevocationList
 from gateway.metrics import AUTH_FAILURES, REDIS_DEGRADED
 from gateway.redis_guard import RedisGuard
 from gateway.settings import RevocationFailMode

@@ -25,11 +25,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from emporium_kit.app import create_service_app
-from emporium_kit.auth import TokenVerifier, http_jwks_fetcher
 from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.health import HealthCheck, redis_check
+from emporium_kit.identity.revocations import RevocationList
+from emporium_kit.identity.tokens import TokenVerifier, http_jwks_fetcher
 from emporium_kit.logging import configure_logging
-from emporium_kit.revocations import RevocationList
 from emporium_kit.tracing import configure_tracing
 from gateway.cache import CachedPages, ResponseCache
 from gateway.cache_invalidation import CatalogEventsListener

@@ -16,16 +16,23 @@ from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_random_exponential
 
 from emporium_kit.app import create_service_app
-from emporium_kit.auth import TokenVerifier
 from emporium_kit.client_ip import ClientIpResolver
-from emporium_kit.db import DATABASE_UNAVAILABLE_ERRORS, create_engine, create_session_factory
+from emporium_kit.database import (
+    DATABASE_ERROR_HANDLERS,
+    DATABASE_UNAVAILABLE_ERRORS,
+    create_engine,
+    create_session_factory,
+    postgres_check,
+)
 from emporium_kit.email import EmailSender, EmailTemplates
-from emporium_kit.health import postgres_check, rabbitmq_check, redis_check
+from emporium_kit.health import redis_check
+from emporium_kit.identity import TOKEN_VERIFIER, TokenVerifier
+from emporium_kit.identity.revocations import RevocationList
 from emporium_kit.logging import configure_logging
+from emporium_kit.messaging import rabbitmq_check
 from emporium_kit.messaging.consumer import EventConsumer
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.pagination import CursorCodec, InvalidCursor
-from emporium_kit.revocations import RevocationList
 from emporium_kit.tracing import configure_tracing
 from users.adapters.access_tokens import JwtIssuer
 from users.adapters.db.tables import inbox, outbox
@@ -160,10 +167,11 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             "rabbitmq": rabbitmq_check(settings.amqp_url),
         },
         domain_errors=DOMAIN_ERRORS,
-        unavailable_errors=(RedisError,),
+        unavailable_errors=(*DATABASE_UNAVAILABLE_ERRORS, RedisError),
+        exception_handlers=DATABASE_ERROR_HANDLERS,
     )
     app.state.identity = deps
-    app.state.verifier = TokenVerifier.from_keys({key.kid: key.public_key})
+    TOKEN_VERIFIER.install(app, TokenVerifier.from_keys({key.kid: key.public_key}))
     app.state.jwks_body = orjson.dumps(key.jwks())
     app.state.user_cursors = CursorCodec(
         settings.cursor_secret.get_secret_value().encode(), scope="users"

@@ -12,9 +12,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from emporium_kit.database import DatabaseSettings
 from emporium_kit.email import SmtpSettings
 from emporium_kit.settings import (
-    DatabaseSettings,
     ServiceSettings,
     https_url_problem,
     password_problem,

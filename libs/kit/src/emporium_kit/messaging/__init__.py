@@ -1,6 +1,19 @@
-"""Reliable integration events: transactional outbox, relay and idempotent consumer."""
+"""Reliable integration events on RabbitMQ.
+
+The package itself is the broker side only (connections, exchanges, queues,
+the event envelope) and needs nothing but aio-pika: the gateway's cache
+listener uses it without a database. The transactional parts need the
+``database`` part as well and are imported by module:
+
+* :mod:`emporium_kit.messaging.outbox` (``add_event``) and
+  :mod:`emporium_kit.messaging.tables` (``define_outbox_table``,
+  ``define_inbox_table``),
+* :mod:`emporium_kit.messaging.relay` (``OutboxRelay``),
+* :mod:`emporium_kit.messaging.consumer` (``EventConsumer``, the inbox).
+"""
 
 from .broker import (
+    CONNECT_ERRORS,
     DEAD_LETTER_EXCHANGE,
     EXCHANGE,
     connect,
@@ -8,8 +21,8 @@ from .broker import (
     declare_dead_letter_exchange,
     declare_events_exchange,
     declare_quorum_queue,
+    rabbitmq_check,
 )
-from .consumer import EventConsumer, EventHandler
 from .envelope import (
     REQUEST_ID_HEADER,
     TRACEPARENT_HEADER,
@@ -17,27 +30,20 @@ from .envelope import (
     JSONValue,
     trace_id_from_traceparent,
 )
-from .outbox import add_event
-from .relay import OutboxRelay
-from .tables import define_inbox_table, define_outbox_table
 
 __all__ = [
+    "CONNECT_ERRORS",
     "DEAD_LETTER_EXCHANGE",
     "EXCHANGE",
     "REQUEST_ID_HEADER",
     "TRACEPARENT_HEADER",
-    "EventConsumer",
     "EventEnvelope",
-    "EventHandler",
     "JSONValue",
-    "OutboxRelay",
-    "add_event",
     "connect",
     "dead_letter_queue_name",
     "declare_dead_letter_exchange",
     "declare_events_exchange",
     "declare_quorum_queue",
-    "define_inbox_table",
-    "define_outbox_table",
+    "rabbitmq_check",
     "trace_id_from_traceparent",
 ]

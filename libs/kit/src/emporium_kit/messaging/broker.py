@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import aio_pika
 from aio_pika.abc import (
@@ -21,6 +21,16 @@ DEAD_LETTER_EXCHANGE = "emporium.dlx"
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_RECONNECT_INTERVAL = 5.0
+
+
+def rabbitmq_check(amqp_url: str, timeout: float = 2.0) -> Callable[[], Awaitable[None]]:
+    """A readiness check (``emporium_kit.health``): the broker accepts a connection."""
+
+    async def check() -> None:
+        connection = await aio_pika.connect(amqp_url, timeout=timeout)
+        await connection.close()
+
+    return check
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -45,8 +55,18 @@ async def connect(
     )
 
 
-async def declare_events_exchange(channel: AbstractChannel) -> AbstractExchange:
-    return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    OSError,
+    aio_pika.exceptions.AMQPError,
+)
+"""What a failed connection attempt raises: the broker is down or refusing, retry later."""
+
+
+async def declare_events_exchange(
+    channel: AbstractChannel, name: str = EXCHANGE
+) -> AbstractExchange:
+    return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
 async def declare_dead_letter_exchange(channel: AbstractChannel) -> AbstractExchange:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import jwt
 
-from emporium_kit.auth import ALGORITHM, AUDIENCE, ISSUER
+from emporium_kit.identity.tokens import ALGORITHM, AUDIENCE, ISSUER
 from users.adapters.signing_keys import SigningKey
 from users.domain.model import User
 

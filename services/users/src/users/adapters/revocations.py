@@ -14,7 +14,7 @@ import structlog
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from emporium_kit.revocations import RevocationList
+from emporium_kit.identity.revocations import RevocationList
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from emporium_kit.auth import Principal
+from emporium_kit.identity.tokens import Principal
 from users.domain.errors import SessionRevoked
 from users.domain.model import User
 from users.use_cases.deps import IdentityDeps

@@ -8,7 +8,7 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from emporium_kit.context import current_request_id
-from emporium_kit.db import create_session_factory
+from emporium_kit.database import create_session_factory
 from emporium_kit.messaging.outbox import add_event
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,

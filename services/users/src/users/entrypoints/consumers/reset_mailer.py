@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from emporium_kit.messaging import EventEnvelope, EventHandler
+from emporium_kit.messaging import EventEnvelope
+from emporium_kit.messaging.consumer import EventHandler
 from users.use_cases.deps import IdentityDeps
 from users.use_cases.ports import UnitOfWork
 from users.use_cases.send_reset_email import send_reset_email

@@ -6,16 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from emporium_kit.auth import InvalidToken, Principal, TokenVerifier, bearer_token
 from emporium_kit.client_ip import UNKNOWN_CLIENT, ClientIpResolver
-from emporium_kit.problems import ProblemError
+from emporium_kit.identity import Authenticated, Principal
+from emporium_kit.identity import require_permission as kit_require_permission
 from users.domain.model import ClientInfo, User
 from users.use_cases.authenticate import authenticate
 from users.use_cases.deps import IdentityDeps
-
-_BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 async def identity(request: Request) -> IdentityDeps:
@@ -27,30 +24,7 @@ async def identity(request: Request) -> IdentityDeps:
 Identity = Annotated[IdentityDeps, Depends(identity)]
 
 
-# Declares the scheme in the OpenAPI document; the header itself is parsed
-# strictly by the kit (a malformed header is a 401, never ignored).
-_bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT")
-
-
-async def principal(
-    request: Request,
-    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
-) -> Principal:
-    verifier: TokenVerifier = request.app.state.verifier
-    try:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            raise ProblemError(
-                401, "unauthenticated", "A bearer token is required.", headers=_BEARER
-            )
-        return await verifier.verify(token)
-    except InvalidToken as exc:
-        raise ProblemError(401, exc.code, str(exc), headers=_BEARER) from exc
-
-
-async def current_user(
-    deps: Identity, caller: Annotated[Principal, Depends(principal)]
-) -> tuple[User, Principal]:
+async def current_user(deps: Identity, caller: Authenticated) -> tuple[User, Principal]:
     return await authenticate(deps, caller), caller
 
 
@@ -58,11 +32,13 @@ Caller = Annotated[tuple[User, Principal], Depends(current_user)]
 
 
 def require_permission(permission: str) -> Callable[..., Awaitable[tuple[User, Principal]]]:
-    async def check(caller: Caller) -> tuple[User, Principal]:
-        _, who = caller
-        if not who.has(permission):
-            raise ProblemError(403, "forbidden", f"This action needs the {permission} permission.")
-        return caller
+    """The kit's RBAC check (403 without ``permission``), then the account behind it."""
+    permitted = Depends(kit_require_permission(permission))
+
+    # A default, not Annotated: annotations are strings here, resolved against
+    # the module's globals, where this closure's ``permitted`` does not exist.
+    async def check(deps: Identity, caller: Principal = permitted) -> tuple[User, Principal]:
+        return await authenticate(deps, caller), caller
 
     return check
 

@@ -1,6 +1,6 @@
 """Creates a service's database when it is missing (used by ``make migrate``).
 
-python -m emporium_kit.provisioning postgresql+asyncpg://postgres@127.0.0.1/emporium_users
+python -m emporium_kit.database.provisioning postgresql+asyncpg://postgres@127.0.0.1/emporium_users
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from emporium_kit.auth import Principal
+from emporium_kit.identity.tokens import Principal
 
 SESSION_PREFIX = "auth:revoked-session:"
 VERSION_PREFIX = "auth:token-version:"

@@ -17,14 +17,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import httpx
 import jwt
 import structlog
 from cachetools import LRUCache
 from jwt.algorithms import OKPAlgorithm
+
+if TYPE_CHECKING:
+    import httpx
 
 ALGORITHM = "EdDSA"
 ISSUER = "emporium-users"
