@@ -7,14 +7,46 @@ Redis, RabbitMQ, logging) are read without a prefix so one ``.env`` serves all.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
-from typing import Literal, Self, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
+
+
+def split_commas(value: object) -> object:
+    """``"a, b,,c"`` → ``("a", "b", "c")``; anything else (a default, a tuple) unchanged."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is no IP network (CIDR)") from None
+    return value
+
+
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_commas)]
+"""A list-valued setting. Every list setting of every service has this one format:
+comma-separated (``GATEWAY_REQUIRED_UPSTREAMS=users,catalog``), never JSON."""
+
+Networks = Annotated[CommaSeparated, AfterValidator(_networks)]
+"""Comma-separated CIDRs (``10.0.0.0/8, ::1/128``), each checked at start-up."""
 
 MIN_SECRET_LENGTH = 32
 MIN_PASSWORD_LENGTH = 12

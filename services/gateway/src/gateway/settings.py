@@ -11,24 +11,17 @@ Lists (``GATEWAY_TRUSTED_PROXIES``, ``GATEWAY_REQUIRED_UPSTREAMS``,
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Annotated, Literal
+from typing import Literal
 
 from limits import parse
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from emporium_kit.settings import ServiceSettings
+from emporium_kit.settings import CommaSeparated, Networks, ServiceSettings
 
 UPSTREAM_NAMES = ("users", "catalog", "orders")
 
 RevocationFailMode = Literal["open", "closed"]
-
-
-def _split_commas(value: object) -> object:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
 
 
 class GatewaySettings(ServiceSettings):
@@ -63,7 +56,7 @@ class GatewaySettings(ServiceSettings):
     orders_url: str = Field(
         default="http://127.0.0.1:8003", description="Base URL of the orders service."
     )
-    required_upstreams: Annotated[tuple[str, ...], NoDecode] = Field(
+    required_upstreams: CommaSeparated = Field(
         default=("users",),
         description=(
             "Upstreams whose /health/ready must answer for the gateway to be ready. "
@@ -134,14 +127,14 @@ class GatewaySettings(ServiceSettings):
     )
 
     # --- client IPs ---------------------------------------------------------
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+    trusted_proxies: Networks = Field(
         default=(),
         description=(
             "CIDRs of proxies whose X-Forwarded-For is believed; any other peer is the client."
         ),
     )
 
-    metrics_allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+    metrics_allowed_networks: Networks = Field(
         default=(
             "127.0.0.0/8",
             "::1/128",
@@ -218,26 +211,12 @@ class GatewaySettings(ServiceSettings):
         default=60.0, gt=0, description="How often the services' OpenAPI documents are fetched."
     )
 
-    @field_validator(
-        "required_upstreams", "trusted_proxies", "metrics_allowed_networks", mode="before"
-    )
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        return _split_commas(value)
-
     @field_validator("required_upstreams")
     @classmethod
     def _known_upstreams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(value) - set(UPSTREAM_NAMES))
         if unknown:
             raise ValueError(f"unknown upstreams: {', '.join(unknown)}")
-        return value
-
-    @field_validator("trusted_proxies", "metrics_allowed_networks")
-    @classmethod
-    def _valid_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for network in value:
-            ipaddress.ip_network(network, strict=False)
         return value
 
     @field_validator("rate_limit_anonymous", "rate_limit_user", "rate_limit_auth")

@@ -15,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from emporium_kit.database import DatabaseSettings
 from emporium_kit.email import SmtpSettings
 from emporium_kit.settings import (
+    Networks,
     ServiceSettings,
     https_url_problem,
     password_problem,
@@ -68,8 +69,8 @@ class UsersSettings(ServiceSettings):
     cursor_secret: SecretStr = Field(
         default=SecretStr(DEV_CURSOR_SECRET), description="HMAC key that signs page cursors."
     )
-    trusted_proxies: list[str] = Field(
-        default=["127.0.0.1/32", "::1/128"],
+    trusted_proxies: Networks = Field(
+        default=("127.0.0.1/32", "::1/128"),
         description="Peers whose X-Forwarded-For is believed (the gateway).",
     )
 
