@@ -1,4 +1,4 @@
-"""List-valued settings have one format in every service, and the database part reads no environment."""
+"""List settings have one format in every service; the database part reads no environment."""
 
 from __future__ import annotations
 
