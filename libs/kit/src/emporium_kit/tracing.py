@@ -5,8 +5,10 @@ SDK's tracer provider (always: trace and span ids then exist for every log
 line, even with nothing exported) and the exporter that ``OTEL_TRACES_EXPORTER``
 names: ``none`` (the default), ``otlp`` (OTLP over HTTP; the standard
 ``OTEL_EXPORTER_OTLP_*`` variables say where) or ``console``. Tests pass an
-in-memory exporter instead. ``OTEL_SDK_DISABLED=true`` turns tracing off
-altogether (no spans, no propagation beyond what the client sent).
+in-memory exporter instead. With nothing to export, nothing is sampled
+(:func:`_sampler`): ids and propagation remain, span bookkeeping does not.
+``OTEL_SDK_DISABLED=true`` turns tracing off altogether (no spans, no
+propagation beyond what the client sent).
 
 What each part instruments, so the pieces join up:
 
@@ -49,6 +51,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 from opentelemetry.trace import Span, SpanKind
 
 __all__ = [
@@ -88,7 +91,10 @@ def configure_tracing(
     if tracing_disabled():
         return None
     chosen = exporter or _exporter_from_environment()
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    exporting = chosen != "none" or span_exporter is not None
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: service}), sampler=_sampler(exporting=exporting)
+    )
     if chosen == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -106,6 +112,20 @@ def configure_tracing(
     if importlib.util.find_spec("httpx") is not None:
         instrument_httpx()
     return provider
+
+
+def _sampler(*, exporting: bool) -> Sampler | None:
+    """What to record. Exporting: the SDK's default, ``OTEL_TRACES_SAMPLER`` when set
+    (``parentbased_always_on`` otherwise). Exporting nothing: record nothing.
+
+    A span that is not sampled still has a valid trace and span id, so log lines
+    carry ``trace_id`` and ``traceparent`` still propagates (flag ``00``), but
+    no span is built, timed or processed: the cost of tracing that goes nowhere
+    is a context per request (docs/performance.md has both measured).
+    """
+    if exporting or os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    return ALWAYS_OFF
 
 
 def _exporter_from_environment() -> Exporter:
