@@ -19,6 +19,7 @@ from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 
 from emporium_testkit.tracing import span_recorder
+from gateway.composition import GATEWAY
 from gateway.main import create_app
 
 # The test kit (upstream server, keys, tokens) lives beside this file.
@@ -75,7 +76,7 @@ def make_gateway(upstream: TestUpstream) -> GatewayFactory:
         async with LifespanManager(app, startup_timeout=10) as manager:
             # The listener bumps the cache generation once connected; wait for it
             # so that it cannot turn a test's HIT into a MISS.
-            await asyncio.wait_for(app.state.gateway.listener.ready.wait(), 5)
+            await asyncio.wait_for(GATEWAY.get(app).listener.ready.wait(), 5)
             transport = httpx.ASGITransport(app=manager.app, client=(client_ip, 40000))
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
                 yield Gateway(app=app, client=client, settings=settings)

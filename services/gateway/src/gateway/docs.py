@@ -10,17 +10,49 @@ page's CSP (the kit's ``DOCS_CSP``) allows scripts from ``'self'`` only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from importlib.resources import files
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from gateway.openapi_merge import OpenApiCatalog
 
+TITLE = "Emporium API"
+DESCRIPTION = (
+    "The public API of Emporium, through its gateway. Errors are RFC 9457 problem "
+    "documents; every response carries `X-Request-ID`; rate limits are announced in "
+    "`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`."
+)
 ASSETS_PATH = "/docs/assets"
+
+
+class OwnRoutesSpec:
+    """The OpenAPI of the gateway's own routes (health, metrics), made once, on first use.
+
+    Those routes exist only once the app is built, after the catalogue that
+    merges this document was made: :meth:`adopt` hands them over.
+    """
+
+    def __init__(self, *, title: str, version: str) -> None:
+        self._title = title
+        self._version = version
+        self._routes: list[BaseRoute] = []
+        self._spec: Mapping[str, Any] | None = None
+
+    def adopt(self, routes: Iterable[BaseRoute]) -> None:
+        self._routes = list(routes)
+        self._spec = None
+
+    def __call__(self) -> Mapping[str, Any]:
+        if self._spec is None:
+            self._spec = get_openapi(title=self._title, version=self._version, routes=self._routes)
+        return self._spec
 
 
 def docs_router(catalog: OpenApiCatalog, *, title: str) -> APIRouter:

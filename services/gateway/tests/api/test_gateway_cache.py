@@ -9,6 +9,8 @@ import aio_pika
 from gateway_testkit import AMQP_URL, Gateway, GatewayFactory, TestUpstream, Tokens, free_port
 from redis.asyncio import Redis
 
+from gateway.composition import GATEWAY
+
 
 async def test_anonymous_catalogue_get_is_a_miss_then_a_hit(
     gateway: Gateway, upstream: TestUpstream
@@ -133,7 +135,7 @@ async def test_a_hot_page_is_served_from_process_memory_without_redis(
 async def test_an_invalidation_empties_the_process_tier_and_outruns_a_fetch_in_flight(
     gateway: Gateway, upstream: TestUpstream
 ) -> None:
-    cache = gateway.app.state.gateway.cache
+    cache = GATEWAY.get(gateway.app).cache
     await gateway.client.get("/api/v1/products/13")
     await cache.invalidate()
     assert (await gateway.client.get("/api/v1/products/13")).headers["x-cache"] == "MISS"
@@ -163,7 +165,7 @@ async def test_cache_expires_after_its_ttl(make_gateway: GatewayFactory) -> None
 async def test_catalogue_event_on_rabbitmq_invalidates_the_cache(
     gateway: Gateway, upstream: TestUpstream
 ) -> None:
-    listener = gateway.app.state.gateway.listener
+    listener = GATEWAY.get(gateway.app).listener
     await asyncio.wait_for(listener.ready.wait(), 5)
     await gateway.client.get("/api/v1/products/9")
     assert (await gateway.client.get("/api/v1/products/9")).headers["x-cache"] == "HIT"

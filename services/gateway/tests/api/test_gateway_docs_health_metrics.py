@@ -9,6 +9,7 @@ from gateway_testkit import Gateway, GatewayFactory, TestUpstream, free_port
 from openapi_spec_validator import validate
 
 from emporium_kit.middleware import DOCS_CSP
+from gateway.composition import GATEWAY
 from gateway.settings import GatewaySettings
 
 
@@ -43,8 +44,8 @@ async def test_openapi_keeps_the_last_document_of_a_service_that_went_down(
     make_gateway: GatewayFactory, upstream: TestUpstream
 ) -> None:
     async with make_gateway() as gw:
-        catalog = gw.app.state.gateway.openapi
-        down = gw.app.state.gateway.upstreams["users"]
+        catalog = GATEWAY.get(gw.app).openapi
+        down = GATEWAY.get(gw.app).upstreams["users"]
         down.client.base_url = f"http://127.0.0.1:{free_port()}"
         await catalog.refresh()
         spec = (await gw.client.get("/openapi.json")).json()
