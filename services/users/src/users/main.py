@@ -47,8 +47,8 @@ from users.entrypoints.consumers.reset_mailer import CONSUMER_NAME, reset_mail_h
 from users.entrypoints.http.routes import accounts, auth, wellknown
 from users.settings import UsersSettings
 from users.use_cases.bootstrap_admin import bootstrap_admin
-from users.use_cases.deps import IdentityDeps
-from users.use_cases.reset_password import PASSWORD_RESET_REQUESTED
+from users.use_cases.ports_and_policy import Policy, PortsAndPolicy
+from users.use_cases.request_password_reset import PASSWORD_RESET_REQUESTED
 
 VERSION = "1.0.0"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -86,7 +86,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         settings.jwt_private_key_file,
     )
     mailer = ResetEmailComposer(EmailTemplates(TEMPLATES), settings.public_web_url)
-    deps = IdentityDeps(
+    ports = PortsAndPolicy(
         uow=SqlUnitOfWorkFactory(engine),
         hasher=BcryptHasher(settings.bcrypt_rounds),
         tokens=JwtIssuer(key, ttl_seconds=settings.access_token_ttl_seconds),
@@ -97,16 +97,18 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         mailer=mailer,
         emails=EmailSender(settings.smtp),
         clock=SystemClock(),
-        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-        reset_ttl_seconds=settings.password_reset_ttl_seconds,
-        reset_emails_per_hour=settings.password_reset_emails_per_hour,
+        policy=Policy(
+            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+            reset_ttl_seconds=settings.password_reset_ttl_seconds,
+            reset_emails_per_hour=settings.password_reset_emails_per_hour,
+        ),
     )
     relay = OutboxRelay(engine, outbox, settings.amqp_url, name="users-outbox")
     reset_mailer = EventConsumer(
         settings.amqp_url,
         queue=settings.reset_mailer_queue,
         routing_keys=[PASSWORD_RESET_REQUESTED],
-        handler=reset_mail_handler(deps, SqlConsumerUnitOfWork),
+        handler=reset_mail_handler(ports, SqlConsumerUnitOfWork),
         session_factory=create_session_factory(engine),
         inbox=inbox,
         consumer_name=CONSUMER_NAME,
@@ -117,11 +119,11 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background: list[asyncio.Task[object]] = []
         try:
-            await _create_admin(deps, settings)
+            await _create_admin(ports, settings)
         except DATABASE_UNAVAILABLE_ERRORS as exc:
             log.warning("admin_bootstrap_deferred", error=repr(exc))
             background.append(
-                asyncio.create_task(_bootstrap_admin(deps, settings), name="bootstrap-admin")
+                asyncio.create_task(_bootstrap_admin(ports, settings), name="bootstrap-admin")
             )
         if settings.run_outbox_relay:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
@@ -170,7 +172,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         unavailable_errors=(*DATABASE_UNAVAILABLE_ERRORS, RedisError),
         exception_handlers=DATABASE_ERROR_HANDLERS,
     )
-    app.state.identity = deps
+    app.state.identity = ports
     TOKEN_VERIFIER.install(app, TokenVerifier.from_keys({key.kid: key.public_key}))
     app.state.jwks_body = orjson.dumps(key.jwks())
     app.state.user_cursors = CursorCodec(
@@ -192,7 +194,7 @@ async def _start_consumer(consumer: EventConsumer) -> None:
     log.info("reset_mailer_started")
 
 
-async def _bootstrap_admin(deps: IdentityDeps, settings: UsersSettings) -> None:
+async def _bootstrap_admin(ports: PortsAndPolicy, settings: UsersSettings) -> None:
     """Create the configured admin, retrying while the database is not reachable yet."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(DATABASE_UNAVAILABLE_ERRORS),
@@ -200,12 +202,12 @@ async def _bootstrap_admin(deps: IdentityDeps, settings: UsersSettings) -> None:
         stop=stop_never,
     ):
         with attempt:
-            await _create_admin(deps, settings)
+            await _create_admin(ports, settings)
 
 
-async def _create_admin(deps: IdentityDeps, settings: UsersSettings) -> None:
+async def _create_admin(ports: PortsAndPolicy, settings: UsersSettings) -> None:
     await bootstrap_admin(
-        deps, email=settings.admin_email, password=settings.admin_password.get_secret_value()
+        ports, email=settings.admin_email, password=settings.admin_password.get_secret_value()
     )
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from users.domain.errors import LastAdminRemoval
 from users.settings import UsersSettings
-from users.use_cases.deps import IdentityDeps
-from users.use_cases.manage_users import set_roles
+from users.use_cases.change_roles import change_roles
+from users.use_cases.ports_and_policy import PortsAndPolicy
 
 
 async def _admins(settings: UsersSettings) -> list[str]:
@@ -33,16 +33,16 @@ async def _admins(settings: UsersSettings) -> list[str]:
 async def test_two_concurrent_demotions_of_the_last_two_admins_leave_one(
     app: FastAPI, identity: Any, settings: UsersSettings
 ) -> None:
-    deps: IdentityDeps = app.state.identity
+    ports: PortsAndPolicy = app.state.identity
     admin = await identity.admin()
     root = UUID((await identity.me(admin)).json()["id"])
     other = UUID((await identity.register("second-admin@example.com"))["id"])
     for _ in range(5):
-        await set_roles(deps, other, ["admin"])
-        await set_roles(deps, root, ["admin", "staff"])
+        await change_roles(ports, other, ["admin"])
+        await change_roles(ports, root, ["admin", "staff"])
         outcomes = await asyncio.gather(
-            set_roles(deps, root, ["customer"]),
-            set_roles(deps, other, ["customer"]),
+            change_roles(ports, root, ["customer"]),
+            change_roles(ports, other, ["customer"]),
             return_exceptions=True,
         )
         refused = [o for o in outcomes if isinstance(o, LastAdminRemoval)]

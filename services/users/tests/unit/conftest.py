@@ -18,8 +18,8 @@ import pytest
 
 from emporium_kit.email import EmailDeliveryFailed, RenderedEmail
 from users.domain.model import ClientInfo, Credentials, LoginLockout, Session, User
-from users.use_cases.deps import IdentityDeps
-from users.use_cases.reset_password import PASSWORD_RESET_REQUESTED
+from users.use_cases.ports_and_policy import Policy, PortsAndPolicy
+from users.use_cases.request_password_reset import PASSWORD_RESET_REQUESTED
 from users.use_cases.send_reset_email import send_reset_email
 
 
@@ -299,7 +299,7 @@ class TokenInBodyComposer:
 
 @dataclass
 class Harness:
-    deps: IdentityDeps
+    ports: PortsAndPolicy
     world: World
     clock: FakeClock
     revocations: RecordingRevocations
@@ -314,8 +314,8 @@ class Harness:
             self.delivered += 1
             if key != PASSWORD_RESET_REQUESTED:
                 continue
-            async with self.deps.uow() as uow:
-                await send_reset_email(self.deps, uow, email=payload["email"])
+            async with self.ports.uow() as uow:
+                await send_reset_email(self.ports, uow, email=payload["email"])
                 await uow.commit()
 
     def reset_emails(self) -> list[dict[str, Any]]:
@@ -332,7 +332,7 @@ class Harness:
 def harness() -> Harness:
     world, clock = World(), FakeClock()
     revocations, hasher, emails = RecordingRevocations(), PlainHasher(), SentEmails()
-    deps = IdentityDeps(
+    ports = PortsAndPolicy(
         uow=lambda read_only=False: FakeUnitOfWork(world, clock),
         hasher=hasher,
         tokens=CountingTokens(),
@@ -341,8 +341,6 @@ def harness() -> Harness:
         mailer=TokenInBodyComposer(),
         emails=emails,
         clock=clock,
-        refresh_ttl_seconds=3600,
-        reset_ttl_seconds=1800,
-        reset_emails_per_hour=3,
+        policy=Policy(refresh_ttl_seconds=3600, reset_ttl_seconds=1800, reset_emails_per_hour=3),
     )
-    return Harness(deps, world, clock, revocations, hasher, emails)
+    return Harness(ports, world, clock, revocations, hasher, emails)

@@ -1,4 +1,8 @@
-"""What every identity use case is given: its ports and its policy numbers."""
+"""What every use case is given: the ports it drives and the policy numbers it enforces.
+
+The composition root builds one :class:`PortsAndPolicy` from the adapters and
+the settings; tests build one from the fakes of ``ports.py``.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,16 @@ from users.use_cases.ports import (
 
 
 @dataclass(frozen=True, slots=True)
-class IdentityDeps:
+class Policy:
+    """The lifetimes and budgets the use cases enforce (from settings)."""
+
+    refresh_ttl_seconds: int
+    reset_ttl_seconds: int
+    reset_emails_per_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class PortsAndPolicy:
     uow: UnitOfWorkFactory
     hasher: PasswordHasher
     tokens: AccessTokenIssuer
@@ -26,6 +39,4 @@ class IdentityDeps:
     mailer: ResetMailer
     emails: EmailDelivery
     clock: Clock
-    refresh_ttl_seconds: int
-    reset_ttl_seconds: int
-    reset_emails_per_hour: int
+    policy: Policy

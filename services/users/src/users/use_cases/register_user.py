@@ -4,12 +4,14 @@ from users.domain.errors import EmailAlreadyRegistered
 from users.domain.model import User
 from users.domain.passwords import normalize_email
 from users.domain.roles import CUSTOMER
-from users.use_cases.deps import IdentityDeps
+from users.use_cases.ports_and_policy import PortsAndPolicy
 
 USER_REGISTERED = "users.user_registered.v1"
 
 
-async def register_user(deps: IdentityDeps, *, email: str, password: str, full_name: str) -> User:
+async def register_user(
+    ports: PortsAndPolicy, *, email: str, password: str, full_name: str
+) -> User:
     """Create a customer account.
 
     A taken email is refused before bcrypt runs, so repeating a known email
@@ -17,11 +19,11 @@ async def register_user(deps: IdentityDeps, *, email: str, password: str, full_n
     own uniqueness check (ON CONFLICT on the normalised email) decides when
     two registrations race.
     """
-    async with deps.uow(read_only=True) as uow:
+    async with ports.uow(read_only=True) as uow:
         if await uow.users.credentials_by_email(normalize_email(email)) is not None:
             raise EmailAlreadyRegistered
-    password_hash = await deps.hasher.hash(password)
-    async with deps.uow() as uow:
+    password_hash = await ports.hasher.hash(password)
+    async with ports.uow() as uow:
         user = await uow.users.add(
             email=email.strip(),
             password_hash=password_hash,

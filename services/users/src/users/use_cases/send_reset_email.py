@@ -6,8 +6,8 @@ import structlog
 
 from users.domain.passwords import normalize_email
 from users.domain.secrets import new_token
-from users.use_cases.deps import IdentityDeps
 from users.use_cases.ports import UnitOfWork
+from users.use_cases.ports_and_policy import PortsAndPolicy
 
 RESET_EMAIL_WINDOW = timedelta(hours=1)
 
@@ -15,7 +15,7 @@ log = structlog.get_logger(__name__)
 
 
 async def send_reset_email(
-    deps: IdentityDeps, uow: UnitOfWork, *, email: str, request_id: str | None = None
+    ports: PortsAndPolicy, uow: UnitOfWork, *, email: str, request_id: str | None = None
 ) -> bool:
     """Email a single-use reset link for a requested reset; whether one was sent.
 
@@ -32,17 +32,19 @@ async def send_reset_email(
         log.info("password_reset_email_skipped", reason="unknown_account")
         return False
     user = credentials.user
-    now = deps.clock.now()
+    now = ports.clock.now()
     issued = await uow.reset_tokens.lock_and_count_issued(user.id, now - RESET_EMAIL_WINDOW)
-    if issued >= deps.reset_emails_per_hour:
+    if issued >= ports.policy.reset_emails_per_hour:
         log.info("password_reset_email_skipped", reason="hourly_budget_spent", user_id=str(user.id))
         return False
     token, token_hash = new_token()
-    await uow.reset_tokens.add(user.id, token_hash, now + timedelta(seconds=deps.reset_ttl_seconds))
-    message = deps.mailer.compose_reset_email(
-        full_name=user.full_name, token=token, expires_minutes=deps.reset_ttl_seconds // 60
+    await uow.reset_tokens.add(
+        user.id, token_hash, now + timedelta(seconds=ports.policy.reset_ttl_seconds)
     )
-    await deps.emails.send(
+    message = ports.mailer.compose_reset_email(
+        full_name=user.full_name, token=token, expires_minutes=ports.policy.reset_ttl_seconds // 60
+    )
+    await ports.emails.send(
         user.email, message, headers={"X-Request-ID": request_id} if request_id else None
     )
     log.info("password_reset_email_sent", user_id=str(user.id))

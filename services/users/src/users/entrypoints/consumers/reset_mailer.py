@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from emporium_kit.messaging import EventEnvelope
 from emporium_kit.messaging.consumer import EventHandler
-from users.use_cases.deps import IdentityDeps
 from users.use_cases.ports import UnitOfWork
+from users.use_cases.ports_and_policy import PortsAndPolicy
 from users.use_cases.send_reset_email import send_reset_email
 
 CONSUMER_NAME = "users.password-reset-mailer"
@@ -34,14 +34,14 @@ class PasswordResetRequested(BaseModel):
 
 
 def reset_mail_handler(
-    deps: IdentityDeps, unit_of_work: Callable[[AsyncSession], UnitOfWork]
+    ports: PortsAndPolicy, unit_of_work: Callable[[AsyncSession], UnitOfWork]
 ) -> EventHandler:
     """The handler; ``unit_of_work`` opens the repositories on the consumer's session."""
 
     async def handle(session: AsyncSession, envelope: EventEnvelope) -> None:
         event = PasswordResetRequested.model_validate(envelope.payload)
         await send_reset_email(
-            deps, unit_of_work(session), email=event.email, request_id=envelope.request_id
+            ports, unit_of_work(session), email=event.email, request_id=envelope.request_id
         )
 
     return handle

@@ -12,16 +12,16 @@ from emporium_kit.identity import Authenticated, Principal
 from emporium_kit.identity import require_permission as kit_require_permission
 from users.domain.model import ClientInfo, User
 from users.use_cases.authenticate import authenticate
-from users.use_cases.deps import IdentityDeps
+from users.use_cases.ports_and_policy import PortsAndPolicy
 
 
-async def identity(request: Request) -> IdentityDeps:
+async def identity(request: Request) -> PortsAndPolicy:
     # async: FastAPI runs plain-def dependencies in a worker thread (a costly hop).
-    deps: IdentityDeps = request.app.state.identity
+    deps: PortsAndPolicy = request.app.state.identity
     return deps
 
 
-Identity = Annotated[IdentityDeps, Depends(identity)]
+Identity = Annotated[PortsAndPolicy, Depends(identity)]
 
 
 async def current_user(deps: Identity, caller: Authenticated) -> tuple[User, Principal]:

@@ -30,11 +30,20 @@ from users.entrypoints.http.schemas import (
     UserOut,
     UserPage,
 )
-from users.use_cases import end_session, manage_users, reset_password
+from users.use_cases.change_roles import change_roles
+from users.use_cases.confirm_password_reset import confirm_password_reset
+from users.use_cases.delete_session import delete_session as delete_session_use_case
+from users.use_cases.list_sessions import list_sessions
+from users.use_cases.list_users import list_users as list_users_use_case
 from users.use_cases.log_in import log_in
+from users.use_cases.log_out import log_out
 from users.use_cases.refresh_session import refresh_session
 from users.use_cases.register_user import register_user
+from users.use_cases.request_password_reset import request_password_reset
+from users.use_cases.update_profile import update_profile
 
+# The route functions are named for the OpenAPI operation ids FastAPI derives from them;
+# two use cases of the same name are imported as ..._use_case.
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 accounts = APIRouter(prefix="/api/v1/users", tags=["users"])
 wellknown = APIRouter(tags=["keys"])
@@ -78,7 +87,7 @@ async def refresh(body: RefreshRequest, deps: Identity) -> TokenPairOut:
     responses={401: {"description": "Not shaped like a refresh token"}},
 )
 async def logout(body: RefreshRequest, deps: Identity) -> Response:
-    await end_session.log_out(deps, refresh_token=body.refresh_token)
+    await log_out(deps, refresh_token=body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -88,7 +97,7 @@ async def logout(body: RefreshRequest, deps: Identity) -> Response:
     summary="Email a password-reset link if the account exists",
 )
 async def password_reset_request(body: PasswordResetRequest, deps: Identity) -> dict[str, str]:
-    await reset_password.request_password_reset(deps, email=body.email)
+    await request_password_reset(deps, email=body.email)
     return {"status": "accepted"}
 
 
@@ -99,16 +108,14 @@ async def password_reset_request(body: PasswordResetRequest, deps: Identity) -> 
     responses={400: {"description": "Bad, used or expired token"}},
 )
 async def password_reset_confirm(body: PasswordResetConfirm, deps: Identity) -> Response:
-    await reset_password.confirm_password_reset(
-        deps, token=body.token, new_password=body.new_password
-    )
+    await confirm_password_reset(deps, token=body.token, new_password=body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @auth.get("/sessions", summary="The caller's active sessions", responses=_401)
 async def sessions(deps: Identity, caller: Caller) -> list[SessionOut]:
     user, principal = caller
-    active = await end_session.list_sessions(deps, user_id=user.id)
+    active = await list_sessions(deps, user_id=user.id)
     return [SessionOut.of(s, principal.session_id) for s in active]
 
 
@@ -120,7 +127,7 @@ async def sessions(deps: Identity, caller: Caller) -> list[SessionOut]:
 )
 async def delete_session(session_id: UUID, deps: Identity, caller: Caller) -> Response:
     user, _ = caller
-    await end_session.delete_session(deps, user_id=user.id, session_id=session_id)
+    await delete_session_use_case(deps, user_id=user.id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -139,7 +146,7 @@ async def update_me(body: ProfileUpdate, deps: Identity, caller: Caller) -> User
         changes["full_name"] = body.full_name
     if "phone" in fields:
         changes["phone"] = body.phone
-    return UserOut.of(await manage_users.update_profile(deps, user.id, changes))
+    return UserOut.of(await update_profile(deps, user.id, changes))
 
 
 def _cursor_codec(request: Request) -> CursorCodec:
@@ -179,7 +186,7 @@ async def list_users(
             after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
         except (InvalidCursor, KeyError, TypeError, ValueError) as exc:
             raise ProblemError(400, "invalid-cursor", "The cursor is invalid.") from exc
-    users = await manage_users.list_users(deps, limit=limit + 1, after=after, email=email)
+    users = await list_users_use_case(deps, limit=limit + 1, after=after, email=email)
     page, more = users[:limit], len(users) > limit
     next_cursor = (
         codec.encode({"c": page[-1].created_at.isoformat(), "i": str(page[-1].id)})
@@ -197,7 +204,7 @@ async def list_users(
 async def put_roles(
     user_id: UUID, body: RolesUpdate, deps: Identity, _admin: AdminCaller
 ) -> UserOut:
-    return UserOut.of(await manage_users.set_roles(deps, user_id, body.roles))
+    return UserOut.of(await change_roles(deps, user_id, body.roles))
 
 
 @wellknown.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
