@@ -1,7 +1,8 @@
 """Step 4 of a request: may this caller call this route? 401, 403 or 503, else nothing.
 
 The route table says what a route requires (:class:`gateway.routes.Access`);
-the identity says what the caller proved (:class:`gateway.identity.Identity`).
+its authentication says what the caller proved
+(:class:`gateway.authentication.Authentication`).
 A refused request never reaches a service.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from emporium_kit.problems import problem_response
-from gateway.identity import Identity
+from gateway.authentication import Authentication
 from gateway.ratelimit import RateDecision
 from gateway.routes import Access
 
@@ -26,11 +27,11 @@ def rate_limited(decision: RateDecision) -> Response | None:
     )
 
 
-def refusal(access: Access, identity: Identity) -> Response | None:
-    """Why ``identity`` may not call a route with ``access``, as a problem, or None."""
-    principal = identity.principal
+def refusal(access: Access, caller: Authentication) -> Response | None:
+    """Why ``caller`` may not call a route with ``access``, as a problem, or None."""
+    principal = caller.principal
     if access.authenticated and principal is None:
-        return _unauthenticated(identity)
+        return _unauthenticated(caller)
     if access.permission and principal is not None and not principal.has(access.permission):
         return problem_response(
             403,
@@ -40,21 +41,21 @@ def refusal(access: Access, identity: Identity) -> Response | None:
     return None
 
 
-def _unauthenticated(identity: Identity) -> Response:
-    if identity.unavailable:
+def _unauthenticated(caller: Authentication) -> Response:
+    if caller.unavailable:
         return problem_response(
             503,
             code="dependency-unavailable",
             detail="redis is unavailable: token revocations cannot be checked.",
             headers={"Retry-After": "5"},
         )
-    if identity.error is None:
+    if caller.error is None:
         detail, challenge = "This route requires a bearer token.", "Bearer"
     else:
-        detail, challenge = identity.error, 'Bearer error="invalid_token"'
+        detail, challenge = caller.error, 'Bearer error="invalid_token"'
     return problem_response(
         401,
-        code="invalid-token" if identity.error else "authentication-required",
+        code="invalid-token" if caller.error else "authentication-required",
         detail=detail,
         headers={"WWW-Authenticate": challenge},
     )

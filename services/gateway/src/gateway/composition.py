@@ -21,11 +21,11 @@ from emporium_kit.health import HealthCheck, redis_check
 from emporium_kit.identity.revocations import RevocationList
 from emporium_kit.identity.tokens import TokenVerifier, http_jwks_fetcher
 from emporium_kit.wiring import AppSlot
+from gateway.authentication import Authenticator
 from gateway.cache import CachedPages, ResponseCache
 from gateway.cache_invalidation import CatalogEventsListener
 from gateway.dispatch import GatewayDispatcher
 from gateway.docs import DESCRIPTION, TITLE
-from gateway.identity import Authenticator
 from gateway.openapi_merge import OpenApiCatalog
 from gateway.proxy import Upstream, UpstreamTimeouts, circuit_breakers
 from gateway.ratelimit import RateLimiter

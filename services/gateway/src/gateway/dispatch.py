@@ -3,9 +3,9 @@
 Order matters and is deliberate; each step lives in its own module:
 
 1. route match (:mod:`gateway.routes`): unknown path 404, another method 405 + ``Allow``;
-2. identify the caller (:mod:`gateway.identity`): a token is verified whenever one
+2. authenticate the caller (:mod:`gateway.authentication`): a token is verified whenever one
    is sent; a token with an unknown kid counts as anonymous until step 3 lets it by;
-3. rate limit on that identity (:mod:`gateway.ratelimit`), so bad tokens still
+3. rate limit on that caller (:mod:`gateway.ratelimit`), so bad tokens still
    spend the IP's budget; then, for an unknown kid only, verify again with a
    JWKS refresh allowed;
 4. authorise against the route's rule (:mod:`gateway.access`): 401 / 403 before
@@ -27,10 +27,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from emporium_kit.client_ip import ClientIpResolver, rate_limit_key
 from emporium_kit.problems import problem_response
 from gateway import access
+from gateway.authentication import Authentication, Authenticator
 from gateway.body import ClientDisconnected, MalformedBody, read_forwarded_body
 from gateway.cache import CachedPages
 from gateway.forwarding import forward, upstream_headers, with_rate_limit_headers
-from gateway.identity import Authenticator, Identity
 from gateway.proxy import Upstream
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.routes import Route, RouteTable
@@ -88,9 +88,9 @@ class GatewayDispatcher:
         client_ip = self._client_ips.resolve(
             peer[0] if peer else None, headers.getlist("x-forwarded-for")
         )
-        identity, decision = await self._identify_and_limit(headers, client_ip, route)
+        caller, decision = await self._authenticate_and_limit(headers, client_ip, route)
         send = with_rate_limit_headers(send, decision.headers())
-        refused = access.rate_limited(decision) or access.refusal(rule, identity)
+        refused = access.rate_limited(decision) or access.refusal(rule, caller)
         if refused is not None:
             await refused(scope, receive, send)
             return
@@ -102,28 +102,30 @@ class GatewayDispatcher:
             return
 
         upstream = self._upstreams[route.service]
-        cacheable = route.cacheable and method == "GET" and not identity.presented
-        forwarded = upstream_headers(scope, identity, client_ip=client_ip, cacheable=cacheable)
+        cacheable = route.cacheable and method == "GET" and not caller.presented
+        forwarded = upstream_headers(
+            scope, caller.principal, client_ip=client_ip, cacheable=cacheable
+        )
         if cacheable:
             await self._pages.serve(upstream, scope, receive, send, headers=forwarded)
         else:
             await forward(upstream, scope, receive, send, headers=forwarded, body=body)
 
-    async def _identify_and_limit(
+    async def _authenticate_and_limit(
         self, headers: Headers, client_ip: str, route: Route
-    ) -> tuple[Identity, RateDecision]:
+    ) -> tuple[Authentication, RateDecision]:
         authorization = headers.get("authorization")
-        identity = await self._authenticator.identify(authorization, may_fetch_keys=False)
-        principal = identity.principal
+        caller = await self._authenticator.authenticate(authorization, may_fetch_keys=False)
+        principal = caller.principal
         decision = await self._limiter.check(
             user_id=str(principal.user_id) if principal else None,
             client_ip=rate_limit_key(client_ip),
             auth_route=route.auth_rate_limited,
         )
-        if identity.unknown_key and decision.allowed:
+        if caller.unknown_key and decision.allowed:
             # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
-            identity = await self._authenticator.identify(authorization)
-        return identity, decision
+            caller = await self._authenticator.authenticate(authorization)
+        return caller, decision
 
 
 class RouteTableFirst:

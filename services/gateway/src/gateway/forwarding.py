@@ -15,8 +15,8 @@ from __future__ import annotations
 from starlette.types import Message, Receive, Scope, Send
 
 from emporium_kit.context import current_request_id
+from emporium_kit.identity.tokens import Principal
 from emporium_kit.problems import problem_response
-from gateway.identity import INTERNAL_HEADER_PREFIX, Identity, identity_headers
 from gateway.proxy import (
     HOP_BY_HOP,
     REQUEST_HEADERS_REPLACED,
@@ -28,6 +28,14 @@ from gateway.proxy import (
 
 Header = tuple[bytes, bytes]
 
+# Internal identity headers: added by the gateway after verification only. Any
+# client-sent header with this prefix is dropped before a request is forwarded.
+INTERNAL_HEADER_PREFIX = b"x-emporium-"
+USER_ID_HEADER = b"x-emporium-user-id"
+SESSION_ID_HEADER = b"x-emporium-session-id"
+ROLES_HEADER = b"x-emporium-roles"
+PERMISSIONS_HEADER = b"x-emporium-permissions"
+
 
 def request_target(scope: Scope) -> str:
     """The path (as the client sent it, already vetted by the edge) and query."""
@@ -37,9 +45,19 @@ def request_target(scope: Scope) -> str:
     return target
 
 
+def identity_headers(principal: Principal) -> list[Header]:
+    return [
+        (USER_ID_HEADER, str(principal.user_id).encode()),
+        (SESSION_ID_HEADER, str(principal.session_id).encode()),
+        (ROLES_HEADER, ",".join(sorted(principal.roles)).encode()),
+        (PERMISSIONS_HEADER, ",".join(sorted(principal.permissions)).encode()),
+    ]
+
+
 def upstream_headers(
-    scope: Scope, identity: Identity, *, client_ip: str, cacheable: bool
+    scope: Scope, principal: Principal | None, *, client_ip: str, cacheable: bool
 ) -> list[Header]:
+    """``principal``: the caller, when its token was accepted."""
     raw: list[Header] = scope["headers"]
     forwarded: list[Header] = []
     if cacheable:
@@ -56,7 +74,7 @@ def upstream_headers(
                 or name.startswith(INTERNAL_HEADER_PREFIX)
             ):
                 continue
-            if name == b"authorization" and identity.principal is None:
+            if name == b"authorization" and principal is None:
                 continue  # a refused token on an open route is not passed on
             forwarded.append((name, value))
     forwarded += [
@@ -64,8 +82,8 @@ def upstream_headers(
         (b"x-forwarded-for", client_ip.encode()),
         (b"x-forwarded-proto", str(scope.get("scheme", "http")).encode()),
     ]
-    if identity.principal is not None:
-        forwarded += identity_headers(identity.principal)
+    if principal is not None:
+        forwarded += identity_headers(principal)
     return forwarded
 
 

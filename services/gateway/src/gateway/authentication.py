@@ -1,4 +1,8 @@
-"""Who is calling: the bearer token verified here, then checked against revocations.
+"""Authenticating a request: its bearer token verified, then checked against revocations.
+
+The outcome is an :class:`Authentication`: the accepted principal, or why the
+token was refused, or that no token was sent. Who may call what is decided from
+it later (:mod:`gateway.access`).
 
 Signatures and claims go through the kit's :class:`TokenVerifier` (EdDSA only,
 JWKS from the users service, refreshed on an unknown kid). Revocations come
@@ -25,18 +29,10 @@ from gateway.metrics import AUTH_FAILURES, REDIS_DEGRADED
 from gateway.redis_guard import RedisGuard
 from gateway.settings import RevocationFailMode
 
-# Internal identity headers: added by the gateway after verification only. Any
-# client-sent header with this prefix is dropped before a request is forwarded.
-INTERNAL_HEADER_PREFIX = b"x-emporium-"
-USER_ID_HEADER = b"x-emporium-user-id"
-SESSION_ID_HEADER = b"x-emporium-session-id"
-ROLES_HEADER = b"x-emporium-roles"
-PERMISSIONS_HEADER = b"x-emporium-permissions"
-
 
 @dataclass(frozen=True, slots=True)
-class Identity:
-    """The outcome of looking at a request's Authorization header.
+class Authentication:
+    """The outcome of authenticating a request by its Authorization header.
 
     ``principal`` is set when a token was presented and accepted; ``error``
     when one was presented and refused (the reason goes into the 401).
@@ -51,16 +47,8 @@ class Identity:
     """The token names a key the gateway does not hold; looked at without a JWKS fetch."""
 
 
-ANONYMOUS = Identity()
-
-
-def identity_headers(principal: Principal) -> list[tuple[bytes, bytes]]:
-    return [
-        (USER_ID_HEADER, str(principal.user_id).encode()),
-        (SESSION_ID_HEADER, str(principal.session_id).encode()),
-        (ROLES_HEADER, ",".join(sorted(principal.roles)).encode()),
-        (PERMISSIONS_HEADER, ",".join(sorted(principal.permissions)).encode()),
-    ]
+ANONYMOUS = Authentication()
+"""No token was sent."""
 
 
 class Authenticator:
@@ -77,7 +65,9 @@ class Authenticator:
         self._redis_guard = redis_guard
         self._fail_mode = fail_mode
 
-    async def identify(self, authorization: str | None, *, may_fetch_keys: bool = True) -> Identity:
+    async def authenticate(
+        self, authorization: str | None, *, may_fetch_keys: bool = True
+    ) -> Authentication:
         """``may_fetch_keys=False``: a token with an unknown kid comes back as
         ``unknown_key`` instead of fetching the JWKS, so the caller can charge the
         client's rate limit before a forged kid can cost a fetch."""
@@ -90,22 +80,22 @@ class Authenticator:
         except UnknownSigningKey as exc:
             if may_fetch_keys:
                 AUTH_FAILURES.labels("invalid").inc()
-            return Identity(error=str(exc), presented=True, unknown_key=not may_fetch_keys)
+            return Authentication(error=str(exc), presented=True, unknown_key=not may_fetch_keys)
         except InvalidToken as exc:
             AUTH_FAILURES.labels("invalid").inc()
-            return Identity(error=str(exc), presented=True)
+            return Authentication(error=str(exc), presented=True)
         revoked = await self._is_revoked(principal)
         if revoked is None:
             AUTH_FAILURES.labels("unverifiable").inc()
-            return Identity(
+            return Authentication(
                 error="Token revocations cannot be checked right now.",
                 presented=True,
                 unavailable=True,
             )
         if revoked:
             AUTH_FAILURES.labels("revoked").inc()
-            return Identity(error="The token has been revoked.", presented=True)
-        return Identity(principal=principal, presented=True)
+            return Authentication(error="The token has been revoked.", presented=True)
+        return Authentication(principal=principal, presented=True)
 
     async def _is_revoked(self, principal: Principal) -> bool | None:
         """True/False, or None when Redis is down and the fail mode is closed."""
