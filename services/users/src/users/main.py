@@ -44,6 +44,7 @@ from users.adapters.revocations import RedisRevocations
 from users.adapters.signing_keys import load_signing_key
 from users.domain import errors
 from users.entrypoints.consumers.reset_mailer import CONSUMER_NAME, reset_mail_handler
+from users.entrypoints.http.components import USERS, UsersComponents
 from users.entrypoints.http.routes import accounts, auth, wellknown
 from users.settings import UsersSettings
 from users.use_cases.bootstrap_admin import bootstrap_admin
@@ -172,13 +173,18 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         unavailable_errors=(*DATABASE_UNAVAILABLE_ERRORS, RedisError),
         exception_handlers=DATABASE_ERROR_HANDLERS,
     )
-    app.state.identity = ports
-    TOKEN_VERIFIER.install(app, TokenVerifier.from_keys({key.kid: key.public_key}))
-    app.state.jwks_body = orjson.dumps(key.jwks())
-    app.state.user_cursors = CursorCodec(
-        settings.cursor_secret.get_secret_value().encode(), scope="users"
+    USERS.install(
+        app,
+        UsersComponents(
+            ports=ports,
+            jwks_json=orjson.dumps(key.jwks()),
+            user_cursors=CursorCodec(
+                settings.cursor_secret.get_secret_value().encode(), scope="users"
+            ),
+            client_ips=ClientIpResolver(settings.trusted_proxies),
+        ),
     )
-    app.state.client_ips = ClientIpResolver(settings.trusted_proxies)
+    TOKEN_VERIFIER.install(app, TokenVerifier.from_keys({key.kid: key.public_key}))
     return app
 
 

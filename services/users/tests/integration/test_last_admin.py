@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from users.domain.errors import LastAdminRemoval
+from users.entrypoints.http.components import USERS
 from users.settings import UsersSettings
 from users.use_cases.change_roles import change_roles
-from users.use_cases.ports_and_policy import PortsAndPolicy
 
 
 async def _admins(settings: UsersSettings) -> list[str]:
@@ -33,7 +33,7 @@ async def _admins(settings: UsersSettings) -> list[str]:
 async def test_two_concurrent_demotions_of_the_last_two_admins_leave_one(
     app: FastAPI, identity: Any, settings: UsersSettings
 ) -> None:
-    ports: PortsAndPolicy = app.state.identity
+    ports = USERS.get(app).ports
     admin = await identity.admin()
     root = UUID((await identity.me(admin)).json()["id"])
     other = UUID((await identity.register("second-admin@example.com"))["id"])

@@ -1,4 +1,5 @@
-"""Request-scoped dependencies: the use-case ports, the caller, their client info."""
+"""Request-scoped dependencies: the app's components, the use cases' ports, the caller,
+their client info."""
 
 from __future__ import annotations
 
@@ -7,25 +8,27 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from emporium_kit.client_ip import UNKNOWN_CLIENT, ClientIpResolver
+from emporium_kit.client_ip import UNKNOWN_CLIENT
 from emporium_kit.identity import Authenticated, Principal
 from emporium_kit.identity import require_permission as kit_require_permission
 from users.domain.model import ClientInfo, User
+from users.entrypoints.http.components import USERS, UsersComponents
 from users.use_cases.authenticate import authenticate
 from users.use_cases.ports_and_policy import PortsAndPolicy
 
-
-async def identity(request: Request) -> PortsAndPolicy:
-    # async: FastAPI runs plain-def dependencies in a worker thread (a costly hop).
-    deps: PortsAndPolicy = request.app.state.identity
-    return deps
+Components = Annotated[UsersComponents, Depends(USERS)]
 
 
-Identity = Annotated[PortsAndPolicy, Depends(identity)]
+# async: FastAPI runs plain-def dependencies in a worker thread (a costly hop).
+async def use_case_ports(components: Components) -> PortsAndPolicy:
+    return components.ports
 
 
-async def current_user(deps: Identity, caller: Authenticated) -> tuple[User, Principal]:
-    return await authenticate(deps, caller), caller
+Ports = Annotated[PortsAndPolicy, Depends(use_case_ports)]
+
+
+async def current_user(ports: Ports, caller: Authenticated) -> tuple[User, Principal]:
+    return await authenticate(ports, caller), caller
 
 
 Caller = Annotated[tuple[User, Principal], Depends(current_user)]
@@ -37,19 +40,21 @@ def require_permission(permission: str) -> Callable[..., Awaitable[tuple[User, P
 
     # A default, not Annotated: annotations are strings here, resolved against
     # the module's globals, where this closure's ``permitted`` does not exist.
-    async def check(deps: Identity, caller: Principal = permitted) -> tuple[User, Principal]:
-        return await authenticate(deps, caller), caller
+    async def check(ports: Ports, caller: Principal = permitted) -> tuple[User, Principal]:
+        return await authenticate(ports, caller), caller
 
     return check
 
 
-def client_info(request: Request) -> ClientInfo:
+async def client_info(request: Request, components: Components) -> ClientInfo:
     """Where the request came from; the gateway's X-Forwarded-For is believed only
     when the peer is a trusted proxy (USERS_TRUSTED_PROXIES)."""
-    resolver: ClientIpResolver = request.app.state.client_ips
     peer = request.client.host if request.client else None
-    ip = resolver.resolve(peer, request.headers.getlist("x-forwarded-for"))
+    ip = components.client_ips.resolve(peer, request.headers.getlist("x-forwarded-for"))
     agent = request.headers.get("user-agent")
     return ClientInfo(
         user_agent=agent[:512] if agent else None, ip=None if ip == UNKNOWN_CLIENT else ip
     )
+
+
+Client = Annotated[ClientInfo, Depends(client_info)]

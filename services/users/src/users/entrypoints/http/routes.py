@@ -6,15 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from emporium_kit.pagination import CursorCodec, InvalidCursor
+from emporium_kit.pagination import InvalidCursor
 from emporium_kit.problems import ProblemError
 from users.domain.roles import USERS_ADMIN
 from users.entrypoints.http.dependencies import (
     Caller,
-    Identity,
-    client_info,
+    Client,
+    Components,
+    Ports,
     require_permission,
 )
 from users.entrypoints.http.schemas import (
@@ -53,16 +54,16 @@ _401: dict[int | str, dict[str, Any]] = {401: {"description": "Missing, invalid 
 
 
 @auth.post("/register", status_code=status.HTTP_201_CREATED, summary="Create an account")
-async def register(body: RegisterRequest, deps: Identity) -> UserOut:
+async def register(body: RegisterRequest, ports: Ports) -> UserOut:
     user = await register_user(
-        deps, email=str(body.email), password=body.password, full_name=body.full_name
+        ports, email=str(body.email), password=body.password, full_name=body.full_name
     )
     return UserOut.of(user)
 
 
 @auth.post("/login", summary="Start a session", responses=_401)
-async def login(body: LoginRequest, deps: Identity, request: Request) -> TokenPairOut:
-    pair = await log_in(deps, email=body.email, password=body.password, client=client_info(request))
+async def login(body: LoginRequest, ports: Ports, client: Client) -> TokenPairOut:
+    pair = await log_in(ports, email=body.email, password=body.password, client=client)
     return TokenPairOut(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
@@ -71,8 +72,8 @@ async def login(body: LoginRequest, deps: Identity, request: Request) -> TokenPa
 
 
 @auth.post("/refresh", summary="Exchange a refresh token (once) for a new pair", responses=_401)
-async def refresh(body: RefreshRequest, deps: Identity) -> TokenPairOut:
-    pair = await refresh_session(deps, refresh_token=body.refresh_token)
+async def refresh(body: RefreshRequest, ports: Ports) -> TokenPairOut:
+    pair = await refresh_session(ports, refresh_token=body.refresh_token)
     return TokenPairOut(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
@@ -86,8 +87,8 @@ async def refresh(body: RefreshRequest, deps: Identity) -> TokenPairOut:
     summary="End the session",
     responses={401: {"description": "Not shaped like a refresh token"}},
 )
-async def logout(body: RefreshRequest, deps: Identity) -> Response:
-    await log_out(deps, refresh_token=body.refresh_token)
+async def logout(body: RefreshRequest, ports: Ports) -> Response:
+    await log_out(ports, refresh_token=body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -96,8 +97,8 @@ async def logout(body: RefreshRequest, deps: Identity) -> Response:
     status_code=status.HTTP_202_ACCEPTED,
     summary="Email a password-reset link if the account exists",
 )
-async def password_reset_request(body: PasswordResetRequest, deps: Identity) -> dict[str, str]:
-    await request_password_reset(deps, email=body.email)
+async def password_reset_request(body: PasswordResetRequest, ports: Ports) -> dict[str, str]:
+    await request_password_reset(ports, email=body.email)
     return {"status": "accepted"}
 
 
@@ -107,15 +108,15 @@ async def password_reset_request(body: PasswordResetRequest, deps: Identity) -> 
     summary="Set a new password with a reset token",
     responses={400: {"description": "Bad, used or expired token"}},
 )
-async def password_reset_confirm(body: PasswordResetConfirm, deps: Identity) -> Response:
-    await confirm_password_reset(deps, token=body.token, new_password=body.new_password)
+async def password_reset_confirm(body: PasswordResetConfirm, ports: Ports) -> Response:
+    await confirm_password_reset(ports, token=body.token, new_password=body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @auth.get("/sessions", summary="The caller's active sessions", responses=_401)
-async def sessions(deps: Identity, caller: Caller) -> list[SessionOut]:
+async def sessions(ports: Ports, caller: Caller) -> list[SessionOut]:
     user, principal = caller
-    active = await list_sessions(deps, user_id=user.id)
+    active = await list_sessions(ports, user_id=user.id)
     return [SessionOut.of(s, principal.session_id) for s in active]
 
 
@@ -125,9 +126,9 @@ async def sessions(deps: Identity, caller: Caller) -> list[SessionOut]:
     summary="End one of the caller's sessions",
     responses={**_401, 404: {"description": "Not one of the caller's sessions"}},
 )
-async def delete_session(session_id: UUID, deps: Identity, caller: Caller) -> Response:
+async def delete_session(session_id: UUID, ports: Ports, caller: Caller) -> Response:
     user, _ = caller
-    await delete_session_use_case(deps, user_id=user.id, session_id=session_id)
+    await delete_session_use_case(ports, user_id=user.id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -138,7 +139,7 @@ async def me(caller: Caller) -> UserOut:
 
 
 @accounts.patch("/me", summary="Update the caller's profile", responses=_401)
-async def update_me(body: ProfileUpdate, deps: Identity, caller: Caller) -> UserOut:
+async def update_me(body: ProfileUpdate, ports: Ports, caller: Caller) -> UserOut:
     user, _ = caller
     changes: dict[str, str | None] = {}
     fields = body.model_fields_set
@@ -146,12 +147,7 @@ async def update_me(body: ProfileUpdate, deps: Identity, caller: Caller) -> User
         changes["full_name"] = body.full_name
     if "phone" in fields:
         changes["phone"] = body.phone
-    return UserOut.of(await update_profile(deps, user.id, changes))
-
-
-def _cursor_codec(request: Request) -> CursorCodec:
-    codec: CursorCodec = request.app.state.user_cursors
-    return codec
+    return UserOut.of(await update_profile(ports, user.id, changes))
 
 
 @accounts.get(
@@ -164,9 +160,8 @@ def _cursor_codec(request: Request) -> CursorCodec:
     },
 )
 async def list_users(
-    deps: Identity,
+    components: Components,
     _admin: AdminCaller,
-    request: Request,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     email: Annotated[
@@ -178,7 +173,7 @@ async def list_users(
         ),
     ] = None,
 ) -> UserPage:
-    codec = _cursor_codec(request)
+    codec = components.user_cursors
     after: tuple[datetime, UUID] | None = None
     if cursor is not None:
         try:
@@ -186,7 +181,7 @@ async def list_users(
             after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
         except (InvalidCursor, KeyError, TypeError, ValueError) as exc:
             raise ProblemError(400, "invalid-cursor", "The cursor is invalid.") from exc
-    users = await list_users_use_case(deps, limit=limit + 1, after=after, email=email)
+    users = await list_users_use_case(components.ports, limit=limit + 1, after=after, email=email)
     page, more = users[:limit], len(users) > limit
     next_cursor = (
         codec.encode({"c": page[-1].created_at.isoformat(), "i": str(page[-1].id)})
@@ -201,16 +196,14 @@ async def list_users(
     summary="Replace a user's roles (admin)",
     responses={**_401, 403: {"description": "Needs users:admin"}, 404: {"description": "No user"}},
 )
-async def put_roles(
-    user_id: UUID, body: RolesUpdate, deps: Identity, _admin: AdminCaller
-) -> UserOut:
-    return UserOut.of(await change_roles(deps, user_id, body.roles))
+async def put_roles(user_id: UUID, body: RolesUpdate, ports: Ports, _admin: AdminCaller) -> UserOut:
+    return UserOut.of(await change_roles(ports, user_id, body.roles))
 
 
 @wellknown.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
-async def jwks(request: Request) -> Response:
+async def jwks(components: Components) -> Response:
     return Response(
-        request.app.state.jwks_body,
+        components.jwks_json,
         media_type="application/json",
         headers={"Cache-Control": "public, max-age=300"},
     )
