@@ -131,8 +131,8 @@ ROUTES: tuple[Route, ...] = (
     _route("/api/v1/orders/{id}/deliver", "orders", post=ORDERS_MANAGE),
     # the payment provider authenticates with its Stripe-Signature, checked by orders
     _route("/api/v1/payments/webhook", "orders", post=ANYONE),
-    _route("/api/v1/admin/dead-letters", "orders", get=USERS_ADMIN),
-    _route("/api/v1/admin/dead-letters/{id}/replay", "orders", post=USERS_ADMIN),
+    _route("/api/v1/admin/dead-letters", "ops", get=permission("ops:admin")),
+    _route("/api/v1/admin/dead-letters/{id}/replay", "ops", post=permission("ops:admin")),
 )
 
 

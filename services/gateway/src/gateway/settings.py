@@ -19,7 +19,7 @@ from pydantic_settings import SettingsConfigDict
 
 from emporium_kit.settings import CommaSeparated, Networks, ServiceSettings
 
-UPSTREAM_NAMES = ("users", "catalog", "orders")
+UPSTREAM_NAMES = ("users", "catalog", "orders", "ops")
 
 RevocationFailMode = Literal["open", "closed"]
 
@@ -55,6 +55,10 @@ class GatewaySettings(ServiceSettings):
     )
     orders_url: str = Field(
         default="http://127.0.0.1:8003", description="Base URL of the orders service."
+    )
+    ops_url: str = Field(
+        default="http://127.0.0.1:8004",
+        description="Base URL of the ops service (dead letters, ADR 0013).",
     )
     required_upstreams: CommaSeparated = Field(
         default=("users",),
@@ -230,4 +234,5 @@ class GatewaySettings(ServiceSettings):
             "users": self.users_url,
             "catalog": self.catalog_url,
             "orders": self.orders_url,
+            "ops": self.ops_url,
         }
