@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from gateway.authentication import Authentication
 from gateway.forwarding import Header, request_target, send_failure
 from gateway.metrics import CACHE_INVALIDATIONS, CACHE_LOOKUPS, REDIS_DEGRADED
 from gateway.proxy import (
@@ -43,6 +44,7 @@ from gateway.proxy import (
     response_headers,
 )
 from gateway.redis_guard import RedisGuard
+from gateway.routes import Route
 
 # Response headers worth replaying from a cached entry; everything else
 # (dates, connection details) is per response.
@@ -52,6 +54,11 @@ STORED_HEADERS = frozenset(
 
 # The only Vary a stored response may carry: the gateway asks for identity.
 _VARY_ALLOWED = frozenset({b"accept-encoding"})
+
+
+def is_cacheable(route: Route, method: str, caller: Authentication) -> bool:
+    """A GET of a cacheable route by a caller who sent no token (a page for anyone)."""
+    return route.cacheable and method == "GET" and not caller.presented
 
 
 def varies_only_on_what_the_key_holds(vary: bytes | None) -> bool:

@@ -1,15 +1,17 @@
 """The gateway's hot path, as one pure ASGI app: each step of a request, in order.
 
-Order matters and is deliberate; each step lives in its own module:
+Order matters and is deliberate; each step lives in its own module and the
+dispatcher only calls them in turn:
 
 1. route match (:mod:`gateway.routes`): unknown path 404, another method 405 + ``Allow``;
-2. authenticate the caller (:mod:`gateway.authentication`): a token is verified whenever one
-   is sent; a token with an unknown kid counts as anonymous until step 3 lets it by;
+2. authenticate the caller (:mod:`gateway.authentication`): a token is verified
+   whenever one is sent; a token with an unknown kid counts as anonymous until
+   step 3 lets it by;
 3. rate limit on that caller (:mod:`gateway.ratelimit`), so bad tokens still
-   spend the IP's budget; then, for an unknown kid only, verify again with a
-   JWKS refresh allowed;
-4. authorise against the route's rule (:mod:`gateway.access`): 401 / 403 before
-   any service is called;
+   spend the IP's budget; then, for an unknown kid only, authenticate again with
+   a JWKS refresh allowed;
+4. authorise against the route's rule (:mod:`gateway.access`): 429, 401 / 403
+   before any service is called;
 5. read and check the body (:mod:`gateway.body`; size and type were the kit's
    BodyGuard);
 6. serve from the cache (:mod:`gateway.cache`, anonymous catalogue GETs) or
@@ -24,16 +26,20 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emporium_kit.client_ip import ClientIpResolver, rate_limit_key
-from emporium_kit.problems import problem_response
+from emporium_kit.client_ip import ClientIpResolver
 from gateway import access
-from gateway.authentication import Authentication, Authenticator
+from gateway.authentication import Authenticator
 from gateway.body import ClientDisconnected, MalformedBody, read_forwarded_body
-from gateway.cache import CachedPages
-from gateway.forwarding import forward, upstream_headers, with_rate_limit_headers
+from gateway.cache import CachedPages, is_cacheable
+from gateway.forwarding import (
+    believed_client_ip,
+    forward,
+    upstream_headers,
+    with_rate_limit_headers,
+)
 from gateway.proxy import Upstream
-from gateway.ratelimit import RateDecision, RateLimiter
-from gateway.routes import Route, RouteTable
+from gateway.ratelimit import RateLimiter
+from gateway.routes import RouteTable, method_not_allowed, not_found
 
 log = structlog.get_logger(__name__)
 
@@ -67,28 +73,25 @@ class GatewayDispatcher:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._table.match(scope["path"])
         if route is None:
-            await problem_response(404, code="not-found", detail="No route matches this path.")(
-                scope, receive, send
-            )
+            await not_found()(scope, receive, send)
             return
         scope["route"] = route  # the metrics middleware labels by route.path
         method: str = scope["method"]
         rule = route.access.get(method)
         if rule is None:
-            await problem_response(
-                405,
-                code="method-not-allowed",
-                detail=f"{method} is not allowed here; use {route.allow_header}.",
-                headers={"Allow": route.allow_header},
-            )(scope, receive, send)
+            await method_not_allowed(route, method)(scope, receive, send)
             return
 
         headers = Headers(scope=scope)
-        peer = scope.get("client")
-        client_ip = self._client_ips.resolve(
-            peer[0] if peer else None, headers.getlist("x-forwarded-for")
+        client_ip = believed_client_ip(self._client_ips, scope, headers)
+        authorization = headers.get("authorization")
+        caller = await self._authenticator.authenticate(authorization, may_fetch_keys=False)
+        decision = await self._limiter.check(
+            principal=caller.principal, client_ip=client_ip, auth_route=route.auth_rate_limited
         )
-        caller, decision = await self._authenticate_and_limit(headers, client_ip, route)
+        if caller.unknown_key and decision.allowed:
+            # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
+            caller = await self._authenticator.authenticate(authorization)
         send = with_rate_limit_headers(send, decision.headers())
         refused = access.rate_limited(decision) or access.refusal(rule, caller)
         if refused is not None:
@@ -102,7 +105,7 @@ class GatewayDispatcher:
             return
 
         upstream = self._upstreams[route.service]
-        cacheable = route.cacheable and method == "GET" and not caller.presented
+        cacheable = is_cacheable(route, method, caller)
         forwarded = upstream_headers(
             scope, caller.principal, client_ip=client_ip, cacheable=cacheable
         )
@@ -110,22 +113,6 @@ class GatewayDispatcher:
             await self._pages.serve(upstream, scope, receive, send, headers=forwarded)
         else:
             await forward(upstream, scope, receive, send, headers=forwarded, body=body)
-
-    async def _authenticate_and_limit(
-        self, headers: Headers, client_ip: str, route: Route
-    ) -> tuple[Authentication, RateDecision]:
-        authorization = headers.get("authorization")
-        caller = await self._authenticator.authenticate(authorization, may_fetch_keys=False)
-        principal = caller.principal
-        decision = await self._limiter.check(
-            user_id=str(principal.user_id) if principal else None,
-            client_ip=rate_limit_key(client_ip),
-            auth_route=route.auth_rate_limited,
-        )
-        if caller.unknown_key and decision.allowed:
-            # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
-            caller = await self._authenticator.authenticate(authorization)
-        return caller, decision
 
 
 class RouteTableFirst:

@@ -12,8 +12,10 @@ which continues the client's trace when it sent a valid one.
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
+from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.context import current_request_id
 from emporium_kit.identity.tokens import Principal
 from emporium_kit.problems import problem_response
@@ -35,6 +37,12 @@ USER_ID_HEADER = b"x-emporium-user-id"
 SESSION_ID_HEADER = b"x-emporium-session-id"
 ROLES_HEADER = b"x-emporium-roles"
 PERMISSIONS_HEADER = b"x-emporium-permissions"
+
+
+def believed_client_ip(resolver: ClientIpResolver, scope: Scope, headers: Headers) -> str:
+    """The socket peer, or the client a trusted proxy names in ``X-Forwarded-For``."""
+    peer = scope.get("client")
+    return resolver.resolve(peer[0] if peer else None, headers.getlist("x-forwarded-for"))
 
 
 def request_target(scope: Scope) -> str:

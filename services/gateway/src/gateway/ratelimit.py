@@ -33,6 +33,8 @@ from limits.util import WindowStats
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from emporium_kit.client_ip import rate_limit_key
+from emporium_kit.identity.tokens import Principal
 from gateway.metrics import RATE_LIMIT_REJECTIONS, REDIS_DEGRADED
 from gateway.redis_guard import RedisGuard
 
@@ -155,12 +157,21 @@ class RateLimiter:
         self._user = parse(user)
         self._auth = parse(auth)
 
-    async def check(self, *, user_id: str | None, client_ip: str, auth_route: bool) -> RateDecision:
+    async def check(
+        self, *, principal: Principal | None, client_ip: str, auth_route: bool
+    ) -> RateDecision:
+        """Counts a request of ``principal`` (None: no accepted token) from ``client_ip``.
+
+        Per-IP limits count an IPv6 client by its /64 (:func:`rate_limit_key`).
+        """
+        ip_key = rate_limit_key(client_ip)
         checks: list[Check] = [
-            ("user", self._user, user_id) if user_id else ("anonymous", self._anonymous, client_ip)
+            ("user", self._user, str(principal.user_id))
+            if principal is not None
+            else ("anonymous", self._anonymous, ip_key)
         ]
         if auth_route:
-            checks.append(("auth", self._auth, client_ip))
+            checks.append(("auth", self._auth, ip_key))
         if self._redis_guard.available:
             try:
                 decided = await self._shared.hit(checks)

@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from starlette.responses import Response
+
+from emporium_kit.problems import problem_response
+
 
 @dataclass(frozen=True, slots=True)
 class Access:
@@ -178,3 +182,18 @@ class RouteTable:
 
 def default_route_table() -> RouteTable:
     return RouteTable(ROUTES)
+
+
+def not_found() -> Response:
+    """The answer to a path no route matches."""
+    return problem_response(404, code="not-found", detail="No route matches this path.")
+
+
+def method_not_allowed(route: Route, method: str) -> Response:
+    """The answer to a known path asked with a method it does not have."""
+    return problem_response(
+        405,
+        code="method-not-allowed",
+        detail=f"{method} is not allowed here; use {route.allow_header}.",
+        headers={"Allow": route.allow_header},
+    )
