@@ -319,6 +319,13 @@ class OpenApiCatalog:
         return self._document
 
     async def refresh_forever(self, interval_seconds: float) -> None:
+        """Refreshes every ``interval_seconds``, whatever the last refresh did.
+
+        A schedule, not a retry, hence no tenacity: a refresh that worked is
+        repeated like one that failed, and a service that did not answer already
+        keeps its last document (:meth:`_fetch`), so there is nothing to retry
+        sooner or to back off from.
+        """
         while True:
             await asyncio.sleep(interval_seconds)
             try:

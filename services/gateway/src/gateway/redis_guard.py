@@ -4,6 +4,11 @@ While Redis is down every call would cost a connection attempt (or a timeout
 when the host blackholes packets). After a failure, callers skip Redis for
 ``retry_seconds``; the first call after that tries again. Transitions are
 logged once each way rather than once per request.
+
+This is a pause shared by every request, not a retry, hence no tenacity: no
+call is ever repeated, and a request never sleeps waiting for Redis (during an
+outage every request would be that much slower); it makes at most one Redis
+call, or none while Redis is believed down, and goes on without it.
 """
 
 from __future__ import annotations
