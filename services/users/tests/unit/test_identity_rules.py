@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
@@ -19,7 +18,6 @@ from users.domain.errors import (
     TooManyLoginFailures,
 )
 from users.domain.model import ClientInfo
-from users.domain.roles import ensure_an_admin_remains
 from users.use_cases.bootstrap_admin import bootstrap_admin
 from users.use_cases.change_roles import change_roles
 from users.use_cases.confirm_password_reset import confirm_password_reset
@@ -132,15 +130,6 @@ async def test_reset_email_is_not_sent_when_the_account_is_unknown(harness: Any)
     await harness.run_reset_mailer()
     assert harness.emails.sent == []
     assert harness.world.resets == {}
-
-
-def test_an_admin_remains_unless_another_admin_holds_the_role() -> None:
-    last, other = uuid4(), uuid4()
-    with pytest.raises(LastAdminRemoval):
-        ensure_an_admin_remains({last}, last, ["customer", "staff"])
-    ensure_an_admin_remains({last, other}, last, ["customer"])
-    ensure_an_admin_remains({last}, last, ["admin", "customer"])
-    ensure_an_admin_remains({last}, other, ["customer"])
 
 
 async def test_a_reset_request_records_one_event_and_nothing_else_whether_or_not_the_account_exists(
