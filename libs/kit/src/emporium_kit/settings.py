@@ -104,6 +104,13 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/", validation_alias=AliasChoices("AMQP_URL")
     )
+    dead_letters_queue: str = Field(
+        default="emporium.dead-letters",
+        min_length=1,
+        max_length=255,
+        validation_alias=AliasChoices("DEAD_LETTERS_QUEUE"),
+        description="The one queue every dead letter of this system goes to (ADR 0013).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         validation_alias=AliasChoices("MAX_BODY_BYTES"),

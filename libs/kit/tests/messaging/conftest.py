@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from emporium_kit.messaging import dead_letter_queue_name, declare_events_exchange
+from emporium_kit.messaging.dead_letters import declare_dead_letters
 from emporium_kit.messaging.tables import define_inbox_table, define_outbox_table
 
 from .support import AMQP_URL, POSTGRES_URL, BrokerProxy, MessagingTables
@@ -89,7 +90,7 @@ async def amqp_channel() -> AsyncIterator[AbstractChannel]:
 
 @pytest.fixture
 async def queue_names(amqp_channel: AbstractChannel) -> AsyncIterator[Callable[[], str]]:
-    """Unique queue names; each one (and its dead-letter queue) is deleted afterwards."""
+    """Unique queue names; each one (and its retry and dead-letter queues) is deleted after."""
     names: list[str] = []
 
     def new_name() -> str:
@@ -99,7 +100,7 @@ async def queue_names(amqp_channel: AbstractChannel) -> AsyncIterator[Callable[[
 
     yield new_name
     for name in names:
-        for queue in (name, dead_letter_queue_name(name)):
+        for queue in (name, dead_letter_queue_name(name), f"{name}.retry"):
             with contextlib.suppress(Exception):
                 await amqp_channel.queue_delete(queue)
 
@@ -133,3 +134,12 @@ async def broker_proxy() -> AsyncIterator[BrokerProxy]:
     await proxy.start()
     yield proxy
     await proxy.close()
+
+
+@pytest.fixture
+async def dead_letters(
+    amqp_channel: AbstractChannel, queue_names: Callable[[], str]
+) -> AbstractQueue:
+    """A dead-letter list of this test's own (``DEAD_LETTERS_QUEUE`` for its consumers)."""
+    _, queue = await declare_dead_letters(amqp_channel, queue_names())
+    return queue

@@ -9,11 +9,12 @@ from typing import Any
 
 import aio_pika
 import sqlalchemy as sa
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from emporium_kit.messaging import EventEnvelope, dead_letter_queue_name, declare_events_exchange
+from emporium_kit.messaging import EventEnvelope, declare_events_exchange
 from emporium_kit.messaging.consumer import EventConsumer, EventHandler
+from emporium_kit.messaging.dead_letters import DeadLetter
 
 from .support import AMQP_URL, MessagingTables, wait_until
 
@@ -70,20 +71,6 @@ async def _ready_count(channel: AbstractChannel, queue: str) -> tuple[int, int]:
     return result.message_count or 0, result.consumer_count or 0
 
 
-async def _next_dead_letter(channel: AbstractChannel, queue: str) -> AbstractIncomingMessage:
-    dlq = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
-    got: list[AbstractIncomingMessage] = []
-
-    async def arrived() -> bool:
-        message = await dlq.get(no_ack=True, fail=False)
-        if message is not None:
-            got.append(message)
-        return bool(got)
-
-    await wait_until(arrived, within=15)
-    return got[0]
-
-
 async def test_message_delivered_twice_is_handled_once(
     engine: AsyncEngine,
     tables: MessagingTables,
@@ -128,13 +115,74 @@ async def test_message_delivered_twice_is_handled_once(
     assert await _ready_count(amqp_channel, queue) == (0, 0)
 
 
-async def test_handler_failure_is_retried_then_dead_lettered(
+async def test_a_failing_handler_is_retried_with_backoff_then_succeeds_once(
     engine: AsyncEngine,
     tables: MessagingTables,
     session_factory: async_sessionmaker[AsyncSession],
     routing_key: str,
     queue_names: Callable[[], str],
     amqp_channel: AbstractChannel,
+    dead_letters: AbstractQueue,
+) -> None:
+    calls: list[float] = []
+    succeeded: list[uuid.UUID] = []
+
+    async def handler(session: AsyncSession, envelope: EventEnvelope) -> None:
+        calls.append(asyncio.get_running_loop().time())
+        await session.execute(sa.select(1))
+        if len(calls) < 3:
+            raise ConnectionError("the mail server is down")
+        succeeded.append(envelope.id)
+
+    queue = queue_names()
+    consumer = _consumer(
+        handler,
+        queue=queue,
+        routing_key=routing_key,
+        tables=tables,
+        session_factory=session_factory,
+        max_attempts=5,
+        retry_base_delay=0.05,
+        retry_max_delay=0.2,
+        dead_letters_queue=dead_letters.name,
+    )
+    event = EventEnvelope.new(routing_key, {"n": 1})
+    await consumer.start()
+    try:
+        await _publish_envelope(amqp_channel, event)
+        await wait_until(lambda: succeeded == [event.id], within=15)
+        await asyncio.sleep(0.3)  # nothing more arrives
+    finally:
+        await consumer.stop()
+
+    assert len(calls) == 3
+    assert succeeded == [event.id]
+    assert await _inbox_ids(engine, tables.inbox) == {event.id}  # one effect
+    assert await _ready_count(amqp_channel, queue) == (0, 0)
+    assert await dead_letters.get(no_ack=True, fail=False) is None
+
+
+async def _next_letter(queue: AbstractQueue) -> DeadLetter:
+    got: list[AbstractIncomingMessage] = []
+
+    async def arrived() -> bool:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is not None:
+            got.append(message)
+        return bool(got)
+
+    await wait_until(arrived, within=15)
+    return DeadLetter.model_validate_json(got[0].body)
+
+
+async def test_a_handler_that_keeps_failing_lands_in_the_dead_letter_list_with_its_error(
+    engine: AsyncEngine,
+    tables: MessagingTables,
+    session_factory: async_sessionmaker[AsyncSession],
+    routing_key: str,
+    queue_names: Callable[[], str],
+    amqp_channel: AbstractChannel,
+    dead_letters: AbstractQueue,
 ) -> None:
     calls: list[uuid.UUID] = []
 
@@ -149,22 +197,63 @@ async def test_handler_failure_is_retried_then_dead_lettered(
         routing_key=routing_key,
         tables=tables,
         session_factory=session_factory,
-        delivery_limit=2,
+        max_attempts=3,
+        retry_base_delay=0.05,
+        retry_max_delay=0.1,
+        service="kit-test",
+        dead_letters_queue=dead_letters.name,
     )
     event = EventEnvelope.new(routing_key, {"n": 1})
     await consumer.start()
     try:
         await _publish_envelope(amqp_channel, event)
-        dead = await _next_dead_letter(amqp_channel, queue)
+        letter = await _next_letter(dead_letters)
     finally:
         await consumer.stop()
 
-    assert dead.message_id == str(event.id)
-    assert dead.headers["x-first-death-reason"] == "delivery_limit"
-    assert EventEnvelope.from_json(dead.body) == event
-    assert calls == [event.id] * 3  # the first delivery and `delivery_limit` redeliveries
+    assert (letter.kind, letter.queue, letter.name) == ("event", queue, routing_key)
+    assert (letter.service, letter.message_id, letter.attempts) == ("kit-test", str(event.id), 3)
+    assert letter.last_error == "RuntimeError: handler is broken"
+    assert letter.first_failed_at < letter.last_failed_at
+    assert EventEnvelope.from_json(letter.body) == event  # the message, byte for byte
+    assert "x-emporium-attempts" not in letter.headers  # a replay starts afresh
+    assert calls == [event.id] * 3
     assert await _inbox_ids(engine, tables.inbox) == set()  # every attempt rolled back
     assert await _ready_count(amqp_channel, queue) == (0, 0)
+
+
+async def test_an_error_retrying_cannot_fix_is_dead_lettered_at_once(
+    tables: MessagingTables,
+    session_factory: async_sessionmaker[AsyncSession],
+    routing_key: str,
+    queue_names: Callable[[], str],
+    amqp_channel: AbstractChannel,
+    dead_letters: AbstractQueue,
+) -> None:
+    calls: list[uuid.UUID] = []
+
+    async def handler(session: AsyncSession, envelope: EventEnvelope) -> None:
+        calls.append(envelope.id)
+        raise LookupError("the user it is about was deleted")
+
+    consumer = _consumer(
+        handler,
+        queue=queue_names(),
+        routing_key=routing_key,
+        tables=tables,
+        session_factory=session_factory,
+        dead_letters_queue=dead_letters.name,
+    )
+    event = EventEnvelope.new(routing_key, {"n": 1})
+    await consumer.start()
+    try:
+        await _publish_envelope(amqp_channel, event)
+        letter = await _next_letter(dead_letters)
+    finally:
+        await consumer.stop()
+    assert calls == [event.id]
+    assert letter.attempts == 1
+    assert letter.last_error.startswith("LookupError")
 
 
 async def test_unparseable_message_is_dead_lettered_without_calling_the_handler(
@@ -174,30 +263,31 @@ async def test_unparseable_message_is_dead_lettered_without_calling_the_handler(
     routing_key: str,
     queue_names: Callable[[], str],
     amqp_channel: AbstractChannel,
+    dead_letters: AbstractQueue,
 ) -> None:
     calls: list[uuid.UUID] = []
 
     async def handler(session: AsyncSession, envelope: EventEnvelope) -> None:
         calls.append(envelope.id)
 
-    queue = queue_names()
     consumer = _consumer(
         handler,
-        queue=queue,
+        queue=queue_names(),
         routing_key=routing_key,
         tables=tables,
         session_factory=session_factory,
+        dead_letters_queue=dead_letters.name,
     )
     await consumer.start()
     try:
         await _publish(amqp_channel, routing_key, b'{"not": "an envelope"', "broken-1")
-        dead = await _next_dead_letter(amqp_channel, queue)
+        letter = await _next_letter(dead_letters)
     finally:
         await consumer.stop()
 
-    assert dead.message_id == "broken-1"
-    assert dead.body == b'{"not": "an envelope"'
-    assert dead.headers["x-first-death-reason"] == "rejected"
+    assert letter.message_id == "broken-1"
+    assert letter.body == b'{"not": "an envelope"'
+    assert letter.attempts == 1
     assert calls == []
     assert await _inbox_ids(engine, tables.inbox) == set()
 

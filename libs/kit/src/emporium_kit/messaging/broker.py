@@ -16,6 +16,10 @@ from pamqp.common import FieldTable
 EXCHANGE = "emporium.events"
 """The topic exchange all domain events are published to, by routing key."""
 
+JOBS_EXCHANGE = "emporium.jobs"
+"""The direct exchange every service's job queue is bound to, by the queue's name
+(``<service>.jobs``); the outbox relay publishes enqueued jobs there."""
+
 DEAD_LETTER_EXCHANGE = "emporium.dlx"
 """Direct exchange receiving what a queue gives up on, routed by the queue's name."""
 
@@ -67,6 +71,10 @@ async def declare_events_exchange(
     channel: AbstractChannel, name: str = EXCHANGE
 ) -> AbstractExchange:
     return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def declare_jobs_exchange(channel: AbstractChannel) -> AbstractExchange:
+    return await channel.declare_exchange(JOBS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
 
 
 async def declare_dead_letter_exchange(channel: AbstractChannel) -> AbstractExchange:

@@ -27,7 +27,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 DEAD_LETTERS_EXCHANGE = "emporium.dead-letters"
 DEAD_LETTERS_QUEUE = "emporium.dead-letters"
-DEAD_LETTER_ROUTING_KEY = "dead-letter"
 MAX_ERROR_CHARS = 4000
 
 MessageKind = Literal["job", "event"]
@@ -116,20 +115,28 @@ class DeadLetter(BaseModel):
         )
 
 
-async def declare_dead_letters(channel: AbstractChannel) -> tuple[AbstractExchange, AbstractQueue]:
-    """The dead-letter exchange and its one durable quorum queue (idempotent)."""
+async def declare_dead_letters(
+    channel: AbstractChannel, queue: str = DEAD_LETTERS_QUEUE
+) -> tuple[AbstractExchange, AbstractQueue]:
+    """The dead-letter exchange and the durable quorum queue ``queue``, bound by its
+    name (idempotent). Every process of one system uses the same ``queue`` (the
+    ``DEAD_LETTERS_QUEUE`` setting); separate systems on one broker (parallel
+    test runs) use separate ones."""
     exchange = await channel.declare_exchange(
         DEAD_LETTERS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    queue = await channel.declare_queue(
-        DEAD_LETTERS_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+    declared = await channel.declare_queue(
+        queue, durable=True, arguments={"x-queue-type": "quorum"}
     )
-    await queue.bind(exchange, routing_key=DEAD_LETTER_ROUTING_KEY)
-    return exchange, queue
+    await declared.bind(exchange, routing_key=queue)
+    return exchange, declared
 
 
-async def publish_dead_letter(exchange: AbstractExchange, letter: DeadLetter) -> None:
-    """Publish ``letter`` (on a channel with publisher confirms: returns once it is safe)."""
+async def publish_dead_letter(
+    exchange: AbstractExchange, letter: DeadLetter, queue: str = DEAD_LETTERS_QUEUE
+) -> None:
+    """Publish ``letter`` to ``queue`` (on a channel with publisher confirms: returns once
+    the broker has it)."""
     await exchange.publish(
         aio_pika.Message(
             body=letter.model_dump_json().encode(),
@@ -138,6 +145,6 @@ async def publish_dead_letter(exchange: AbstractExchange, letter: DeadLetter) ->
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             type="emporium.dead_letter.v1",
         ),
-        routing_key=DEAD_LETTER_ROUTING_KEY,
+        routing_key=queue,
         mandatory=True,
     )

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import aio_pika
+import orjson
 import sqlalchemy as sa
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
@@ -27,7 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from emporium_kit.tracing import SpanKind, continue_trace, current_trace_headers
 
-from .broker import DEFAULT_CONNECT_TIMEOUT, connect, declare_events_exchange
+from .broker import (
+    DEFAULT_CONNECT_TIMEOUT,
+    connect,
+    declare_events_exchange,
+    declare_jobs_exchange,
+)
 from .envelope import EventEnvelope
 
 logger = structlog.get_logger()
@@ -47,6 +53,32 @@ def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:_MAX_ERROR_LENGTH]
+
+
+JOBS = "jobs"
+
+
+def _job_message_for(row: Any) -> aio_pika.Message:
+    """The persistent AMQP message for one enqueued job, as the job library sends it:
+    the job message as the JSON body, its id, name and labels as headers.
+
+    The labels get the current trace context (the relay's producer span), which the
+    worker's span continues: the job joins the trace of the request that enqueued it.
+    """
+    job = dict(row.payload)
+    labels = {**job.get("labels", {}), **current_trace_headers()}
+    job["labels"] = labels
+    headers: dict[str, Any] = {
+        key: value for key, value in labels.items() if isinstance(value, str | int | bool)
+    }
+    return aio_pika.Message(
+        body=orjson.dumps(job),
+        message_id=str(job["task_id"]),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        headers={**headers, "task_id": str(job["task_id"]), "task_name": str(job["task_name"])},
+        timestamp=row.occurred_at,
+    )
 
 
 def _message_for(row: Any) -> aio_pika.Message:
@@ -78,7 +110,8 @@ class _BrokerUnavailableError(Exception):
 
 
 class OutboxRelay:
-    """Publishes the rows of one outbox table to :data:`~.broker.EXCHANGE`.
+    """Publishes the rows of one outbox table: events to :data:`~.broker.EXCHANGE`,
+    jobs (``destination = 'jobs'``) to :data:`~.broker.JOBS_EXCHANGE`.
 
     ``run()`` loops until ``stop()``; ``publish_pending()`` is one pass. A pass whose
     batch was full is followed immediately by another, otherwise the relay waits
@@ -125,6 +158,7 @@ class OutboxRelay:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        self._jobs_exchange: AbstractExchange | None = None
         self._connect_failures = 0
         self._reconnect_not_before = 0.0
 
@@ -148,6 +182,7 @@ class OutboxRelay:
                 await conn.execute(
                     sa.select(
                         outbox.c.id,
+                        outbox.c.destination,
                         outbox.c.routing_key,
                         outbox.c.payload,
                         outbox.c.headers,
@@ -165,7 +200,7 @@ class OutboxRelay:
                 return 0
 
             try:
-                exchange = await self._ensure_exchange()
+                events, jobs = await self._ensure_exchanges()
             except _BrokerUnavailableError as exc:
                 if exc.attempted:
                     await self._record_failures(conn, [(row, str(exc)) for row in rows])
@@ -173,8 +208,12 @@ class OutboxRelay:
 
             published: list[Any] = []
             failed: list[tuple[Any, str]] = []
-            messages: list[tuple[Any, aio_pika.Message]] = []
+            messages: list[tuple[Any, aio_pika.Message | None]] = []
             for row in rows:
+                if row.destination == JOBS:
+                    # Built in the producer span, where the labels get its context.
+                    messages.append((row, None))
+                    continue
                 try:
                     messages.append((row, _message_for(row)))
                 except ValueError as exc:
@@ -183,7 +222,10 @@ class OutboxRelay:
                     failed.append((row, f"unpublishable row: {_describe(exc)}"))
 
             outcomes = await asyncio.gather(
-                *(self._publish_traced(exchange, row, message) for row, message in messages),
+                *(
+                    self._publish_traced(jobs if row.destination == JOBS else events, row, message)
+                    for row, message in messages
+                ),
                 return_exceptions=True,
             )
             connection_broken = False
@@ -297,9 +339,15 @@ class OutboxRelay:
 
     # -- broker -------------------------------------------------------------------------
 
-    async def _ensure_exchange(self) -> AbstractExchange:
-        if self._exchange is not None and self._channel is not None and not self._channel.is_closed:
-            return self._exchange
+    async def _ensure_exchanges(self) -> tuple[AbstractExchange, AbstractExchange]:
+        """The events exchange and the jobs exchange, on one confirming channel."""
+        if (
+            self._exchange is not None
+            and self._jobs_exchange is not None
+            and self._channel is not None
+            and not self._channel.is_closed
+        ):
+            return self._exchange, self._jobs_exchange
         if self._connection is not None:
             await self._reset_connection()
 
@@ -317,6 +365,7 @@ class OutboxRelay:
                 )
                 channel = await connection.channel(publisher_confirms=True)
                 exchange = await declare_events_exchange(channel)
+                jobs_exchange = await declare_jobs_exchange(channel)
         except Exception as exc:
             if connection is not None:
                 await self._close_quietly(connection)
@@ -340,11 +389,12 @@ class OutboxRelay:
         if self._connect_failures:
             self._log.info("outbox_broker_reconnected", after_failures=self._connect_failures)
         self._connect_failures = 0
-        self._connection, self._channel, self._exchange = connection, channel, exchange
-        return exchange
+        self._connection, self._channel = connection, channel
+        self._exchange, self._jobs_exchange = exchange, jobs_exchange
+        return exchange, jobs_exchange
 
     async def _publish_traced(
-        self, exchange: AbstractExchange, row: Any, message: aio_pika.Message
+        self, exchange: AbstractExchange, row: Any, message: aio_pika.Message | None
     ) -> None:
         """Publishes in a producer span that continues the trace stored with the row;
         the message's AMQP headers carry that span's context to the consumer."""
@@ -358,7 +408,10 @@ class OutboxRelay:
                 "messaging.message.id": str(row.id),
             },
         ):
-            message.headers = {**(message.headers or {}), **current_trace_headers()}
+            if message is None:  # a job: its labels carry this span's context
+                message = _job_message_for(row)
+            else:
+                message.headers = {**(message.headers or {}), **current_trace_headers()}
             await self._publish(exchange, row.routing_key, message)
 
     async def _publish(
@@ -371,7 +424,7 @@ class OutboxRelay:
 
     async def _reset_connection(self) -> None:
         connection = self._connection
-        self._connection = self._channel = self._exchange = None
+        self._connection = self._channel = self._exchange = self._jobs_exchange = None
         if connection is not None:
             await self._close_quietly(connection)
 

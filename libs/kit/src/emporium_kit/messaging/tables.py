@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 
 def define_outbox_table(metadata: sa.MetaData, *, name: str = "outbox") -> sa.Table:
-    """The transactional outbox: one row per event, written with the state change.
+    """The transactional outbox: one row per event or job, written with the state change.
 
     The relay reads rows with ``published_at IS NULL`` and ``next_attempt_at <= now()``;
     the partial index keeps that lookup small however many published rows are kept.
@@ -16,6 +16,9 @@ def define_outbox_table(metadata: sa.MetaData, *, name: str = "outbox") -> sa.Ta
         name,
         metadata,
         sa.Column("id", sa.Uuid(), primary_key=True),
+        # "events": an EventEnvelope for the events exchange, by routing key;
+        # "jobs": a job message for the jobs exchange, routing_key naming its queue.
+        sa.Column("destination", sa.Text(), nullable=False, server_default=sa.text("'events'")),
         sa.Column("routing_key", sa.Text(), nullable=False),
         sa.Column("payload", JSONB(), nullable=False),
         sa.Column("headers", JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb")),

@@ -1,0 +1,34 @@
+"""The jobs part: background work on RabbitMQ with taskiq (ADR 0012).
+
+* :func:`create_job_broker`: a service's broker, queues and middlewares
+  (tracing, log context, metrics, retries with backoff, dead letters);
+* :func:`add_job`: enqueue with the database change that causes it (the outbox);
+  :func:`first_run`: a job's effect happens once per job id (the inbox);
+* :class:`PermanentJobError`: an error retrying cannot fix (straight to dead letters);
+* :func:`create_scheduler`: periodic jobs, each tick once across schedulers;
+* :func:`run_worker`, :func:`run_scheduler`: the two processes.
+
+Needs ``emporium-kit[jobs]`` (taskiq, taskiq-aio-pika; with the database and
+messaging parts for the outbox).
+"""
+
+from emporium_kit.jobs.broker import create_job_broker, job_queue_name
+from emporium_kit.jobs.enqueue import Job, add_job, first_run
+from emporium_kit.jobs.processes import run_scheduler, run_worker
+from emporium_kit.jobs.retries import MAX_ATTEMPTS_LABEL, PermanentJobError
+from emporium_kit.jobs.scheduler import create_scheduler
+from emporium_kit.retrying import is_retryable
+
+__all__ = [
+    "MAX_ATTEMPTS_LABEL",
+    "Job",
+    "PermanentJobError",
+    "add_job",
+    "create_job_broker",
+    "create_scheduler",
+    "first_run",
+    "is_retryable",
+    "job_queue_name",
+    "run_scheduler",
+    "run_worker",
+]
