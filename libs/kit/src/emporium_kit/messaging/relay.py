@@ -116,7 +116,8 @@ class OutboxRelay:
     ``run()`` loops until ``stop()``; ``publish_pending()`` is one pass. A pass whose
     batch was full is followed immediately by another, otherwise the relay waits
     ``poll_interval``. Published rows older than ``retention`` are deleted every
-    ``purge_interval`` seconds.
+    ``purge_interval`` seconds; ``None`` leaves that to a scheduled job
+    (``messaging.tables.prune_messaging_tables``, as the services with a worker do).
     """
 
     def __init__(
@@ -134,7 +135,7 @@ class OutboxRelay:
         reconnect_base_delay: float = 0.5,
         reconnect_max_delay: float = 30.0,
         retention: timedelta = timedelta(days=7),
-        purge_interval: float = 3600.0,
+        purge_interval: float | None = 3600.0,
         name: str = "outbox-relay",
     ) -> None:
         if batch_size < 1:
@@ -292,7 +293,7 @@ class OutboxRelay:
                 delay = self._poll_interval
                 try:
                     published = await self.publish_pending()
-                    if loop.time() >= next_purge:
+                    if self._purge_interval is not None and loop.time() >= next_purge:
                         await self.purge_published()
                         next_purge = loop.time() + self._purge_interval
                     pass_failures = 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def define_outbox_table(metadata: sa.MetaData, *, name: str = "outbox") -> sa.Table:
@@ -55,3 +58,20 @@ def define_inbox_table(metadata: sa.MetaData, *, name: str = "inbox") -> sa.Tabl
             server_default=sa.func.now(),
         ),
     )
+
+
+async def prune_messaging_tables(
+    conn: AsyncConnection, outbox: sa.Table, inbox: sa.Table, *, older_than: timedelta
+) -> tuple[int, int]:
+    """Delete outbox rows published, and inbox rows processed, more than ``older_than`` ago.
+
+    An inbox row must outlive every redelivery of its message, so ``older_than``
+    is days, not minutes. Returns (outbox rows, inbox rows) deleted.
+    """
+    published = await conn.execute(
+        sa.delete(outbox).where(outbox.c.published_at < sa.func.now() - older_than)
+    )
+    processed = await conn.execute(
+        sa.delete(inbox).where(inbox.c.processed_at < sa.func.now() - older_than)
+    )
+    return int(published.rowcount), int(processed.rowcount)
