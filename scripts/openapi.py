@@ -22,7 +22,14 @@ def users_spec() -> dict[str, Any]:
     return spec
 
 
-SERVICES: dict[str, Callable[[], dict[str, Any]]] = {"users": users_spec}
+def ops_spec() -> dict[str, Any]:
+    from ops.main import create_app
+
+    spec: dict[str, Any] = create_app().openapi()
+    return spec
+
+
+SERVICES: dict[str, Callable[[], dict[str, Any]]] = {"users": users_spec, "ops": ops_spec}
 
 
 def render(spec: dict[str, Any]) -> str:

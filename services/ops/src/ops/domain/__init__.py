@@ -1,0 +1,1 @@
+"""Dead letters and the rule of replay; no framework in here."""
