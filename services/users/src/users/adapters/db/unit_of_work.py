@@ -30,15 +30,29 @@ class _Repositories:
         self.reset_tokens = SqlResetTokenRepository(executor)
 
 
-class SqlUnitOfWork(_Repositories):
+class _OnSession(_Repositories):
+    """The repositories and the outbox on one ORM session (a write transaction)."""
+
+    _session: AsyncSession
+
+    def _open_session(self, session: AsyncSession) -> None:
+        self._session = session
+        self._open_repositories(session)
+
+    async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
+        request_id = current_request_id()
+        headers = {"x-request-id": request_id} if request_id else {}
+        await add_event(self._session, outbox, routing_key, payload, headers=headers)
+
+
+class SqlUnitOfWork(_OnSession):
     """Nothing is written unless ``commit`` is called; leaving the block rolls back."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
 
     async def __aenter__(self) -> Self:
-        self._session = self._factory()
-        self._open_repositories(self._session)
+        self._open_session(self._factory())
         return self
 
     async def __aexit__(
@@ -55,11 +69,8 @@ class SqlUnitOfWork(_Repositories):
     async def commit(self) -> None:
         await self._session.commit()
 
-    async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
-        await _add_event(self._session, routing_key, payload)
 
-
-class SqlConsumerUnitOfWork(_Repositories):
+class SqlConsumerUnitOfWork(_OnSession):
     """The repositories on an event consumer's transaction, which the consumer owns.
 
     The kit's ``EventConsumer`` commits once the handler returns and rolls back
@@ -67,8 +78,7 @@ class SqlConsumerUnitOfWork(_Repositories):
     """
 
     def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-        self._open_repositories(session)
+        self._open_session(session)
 
     async def __aenter__(self) -> Self:
         return self
@@ -83,15 +93,6 @@ class SqlConsumerUnitOfWork(_Repositories):
 
     async def commit(self) -> None:
         raise RuntimeError("the event consumer commits its own transaction")
-
-    async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
-        await _add_event(self._session, routing_key, payload)
-
-
-async def _add_event(session: AsyncSession, routing_key: str, payload: dict[str, Any]) -> None:
-    request_id = current_request_id()
-    headers = {"x-request-id": request_id} if request_id else {}
-    await add_event(session, outbox, routing_key, payload, headers=headers)
 
 
 class SqlReadOnlyUnitOfWork(_Repositories):
