@@ -32,6 +32,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from emporium_kit.retrying import PermanentError
+
 __all__ = [
     "EmailDeliveryFailed",
     "EmailSender",
@@ -151,7 +153,11 @@ class InvalidEmailHeader(ValueError):
 
 
 class EmailDeliveryFailed(Exception):
-    """The SMTP server did not accept the email, after retrying what could be retried."""
+    """The SMTP server did not accept the email, after retrying what could be retried.
+
+    Raised as is when the failure may pass (the server down, a 4xx reply): a
+    job retries it later. :class:`EmailDeliveryRefused` says it will not pass.
+    """
 
     code: Final = "email_delivery_failed"
 
@@ -161,6 +167,10 @@ class EmailDeliveryFailed(Exception):
         self.recipient = recipient
         self.attempts = attempts
         self.reason = reason
+
+
+class EmailDeliveryRefused(EmailDeliveryFailed, PermanentError):
+    """The server refused the email for good (a 5xx reply, no TLS): retrying cannot help."""
 
 
 class EmailTemplates:
@@ -301,7 +311,10 @@ class EmailSender:
                     attempts += 1
                     await self._deliver(message, recipient)
         except (aiosmtplib.SMTPException, OSError) as error:
-            raise EmailDeliveryFailed(to, attempts, f"{type(error).__name__}: {error}") from error
+            failure = (
+                EmailDeliveryFailed if is_transient_smtp_error(error) else EmailDeliveryRefused
+            )
+            raise failure(to, attempts, f"{type(error).__name__}: {error}") from error
 
     async def _deliver(self, message: EmailMessage, recipient: str) -> None:
         settings = self._settings

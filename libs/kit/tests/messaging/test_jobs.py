@@ -133,10 +133,10 @@ async def test_a_job_enqueued_with_its_change_runs_once_and_never_for_a_rollback
             await session.execute(sa.insert(effects).values(job_id="-", value=value))
 
     async with session_factory() as session, session.begin():
-        kept = await add_job(session, tables.outbox, service, record, value=1)
+        kept = await add_job(session, tables.outbox, f"{service}.jobs", record, value=1)
     with contextlib.suppress(RuntimeError):
         async with session_factory() as session, session.begin():
-            await add_job(session, tables.outbox, service, record, value=2)
+            await add_job(session, tables.outbox, f"{service}.jobs", record, value=2)
             raise RuntimeError("the change is rolled back, and its job with it")
 
     await run_worker()

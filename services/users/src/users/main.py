@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_random_exponential
 
 from emporium_kit.app import create_service_app
@@ -21,7 +22,6 @@ from emporium_kit.database import (
     DATABASE_ERROR_HANDLERS,
     DATABASE_UNAVAILABLE_ERRORS,
     create_engine,
-    create_session_factory,
     postgres_check,
 )
 from emporium_kit.email import EmailSender, EmailTemplates
@@ -30,26 +30,23 @@ from emporium_kit.identity import TOKEN_VERIFIER, TokenVerifier
 from emporium_kit.identity.revocations import RevocationList
 from emporium_kit.logging import configure_logging
 from emporium_kit.messaging import rabbitmq_check
-from emporium_kit.messaging.consumer import EventConsumer
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.pagination import CursorCodec, InvalidCursor
 from emporium_kit.tracing import configure_tracing
 from users.adapters.access_tokens import JwtIssuer
-from users.adapters.db.tables import inbox, outbox
-from users.adapters.db.unit_of_work import SqlConsumerUnitOfWork, SqlUnitOfWorkFactory
+from users.adapters.db.tables import outbox
+from users.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from users.adapters.login_throttle import RedisLoginThrottle
 from users.adapters.passwords import BcryptHasher
 from users.adapters.reset_mailer import ResetEmailComposer
 from users.adapters.revocations import RedisRevocations
-from users.adapters.signing_keys import load_signing_key
+from users.adapters.signing_keys import SigningKey, load_signing_key
 from users.domain import errors
-from users.entrypoints.consumers.reset_mailer import CONSUMER_NAME, reset_mail_handler
 from users.entrypoints.http.components import USERS, UsersComponents
 from users.entrypoints.http.routes import accounts, auth, wellknown
 from users.settings import UsersSettings
 from users.use_cases.bootstrap_admin import bootstrap_admin
 from users.use_cases.ports_and_policy import Policy, PortsAndPolicy
-from users.use_cases.request_password_reset import PASSWORD_RESET_REQUESTED
 
 VERSION = "1.0.0"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -76,6 +73,29 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+def build_ports(
+    settings: UsersSettings, *, engine: AsyncEngine, redis: Redis, key: SigningKey
+) -> PortsAndPolicy:
+    """What every use case is given, from the settings: shared by the app and the worker."""
+    return PortsAndPolicy(
+        uow=SqlUnitOfWorkFactory(engine, jobs_queue=settings.jobs_queue),
+        hasher=BcryptHasher(settings.bcrypt_rounds),
+        tokens=JwtIssuer(key, ttl_seconds=settings.access_token_ttl_seconds),
+        revocations=RedisRevocations(
+            RevocationList(redis, ttl_seconds=settings.access_token_ttl_seconds + 60)
+        ),
+        throttle=RedisLoginThrottle(redis, settings.rate_limit_login_failures),
+        mailer=ResetEmailComposer(EmailTemplates(TEMPLATES), settings.public_web_url),
+        emails=EmailSender(settings.smtp),
+        clock=SystemClock(),
+        policy=Policy(
+            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+            reset_ttl_seconds=settings.password_reset_ttl_seconds,
+            reset_emails_per_hour=settings.password_reset_emails_per_hour,
+        ),
+    )
+
+
 def create_app(settings: UsersSettings | None = None) -> FastAPI:
     settings = settings or UsersSettings()
     configure_logging("users", level=settings.log_level, json=settings.log_json)
@@ -86,35 +106,9 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
         settings.jwt_private_key_file,
     )
-    mailer = ResetEmailComposer(EmailTemplates(TEMPLATES), settings.public_web_url)
-    ports = PortsAndPolicy(
-        uow=SqlUnitOfWorkFactory(engine),
-        hasher=BcryptHasher(settings.bcrypt_rounds),
-        tokens=JwtIssuer(key, ttl_seconds=settings.access_token_ttl_seconds),
-        revocations=RedisRevocations(
-            RevocationList(redis, ttl_seconds=settings.access_token_ttl_seconds + 60)
-        ),
-        throttle=RedisLoginThrottle(redis, settings.rate_limit_login_failures),
-        mailer=mailer,
-        emails=EmailSender(settings.smtp),
-        clock=SystemClock(),
-        policy=Policy(
-            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-            reset_ttl_seconds=settings.password_reset_ttl_seconds,
-            reset_emails_per_hour=settings.password_reset_emails_per_hour,
-        ),
-    )
-    relay = OutboxRelay(engine, outbox, settings.amqp_url, name="users-outbox")
-    reset_mailer = EventConsumer(
-        settings.amqp_url,
-        queue=settings.reset_mailer_queue,
-        routing_keys=[PASSWORD_RESET_REQUESTED],
-        handler=reset_mail_handler(ports, SqlConsumerUnitOfWork),
-        session_factory=create_session_factory(engine),
-        inbox=inbox,
-        consumer_name=CONSUMER_NAME,
-        connect_timeout=5.0,
-    )
+    ports = build_ports(settings, engine=engine, redis=redis, key=key)
+    # Published rows are pruned by the worker's scheduled job, not by the relay.
+    relay = OutboxRelay(engine, outbox, settings.amqp_url, name="users-outbox", purge_interval=None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,21 +122,11 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             )
         if settings.run_outbox_relay:
             background.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        if settings.run_reset_mailer:
-            try:
-                await reset_mailer.start()
-            except Exception as exc:  # the broker is down: serve anyway, consume once it is up
-                log.warning("reset_mailer_deferred", error=repr(exc))
-                background.append(
-                    asyncio.create_task(_start_consumer(reset_mailer), name="reset-mailer-start")
-                )
         try:
             yield
         finally:
-            # Uvicorn has stopped taking requests and finished in-flight ones.
-            # The reset mailer lets an email being sent finish; one cut short is
-            # rolled back and delivered again.
-            await reset_mailer.stop()
+            # Uvicorn has stopped taking requests and finished in-flight ones; the
+            # relay finishes its pass (an unconfirmed row stays for the next one).
             await relay.stop()
             if background:
                 await asyncio.wait(background, timeout=10)
@@ -151,7 +135,6 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             for task in background:
                 with suppress(asyncio.CancelledError):
                     await task
-            await reset_mailer.stop()  # in case the deferred start connected meanwhile
             await relay.close()
             await redis.aclose()
             await engine.dispose()
@@ -186,18 +169,6 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     )
     TOKEN_VERIFIER.install(app, TokenVerifier.from_keys({key.kid: key.public_key}))
     return app
-
-
-async def _start_consumer(consumer: EventConsumer) -> None:
-    """Start ``consumer``, retrying while the broker is not reachable."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(Exception),
-        wait=wait_random_exponential(multiplier=0.5, max=10),
-        stop=stop_never,
-    ):
-        with attempt:
-            await consumer.start()
-    log.info("reset_mailer_started")
 
 
 async def _bootstrap_admin(ports: PortsAndPolicy, settings: UsersSettings) -> None:

@@ -96,14 +96,41 @@ class UsersSettings(ServiceSettings):
     run_outbox_relay: bool = Field(
         default=True, description="Publish outbox events from this process."
     )
-    run_reset_mailer: bool = Field(
-        default=True,
-        description="Consume password-reset requests and send their emails from this process.",
+    # --- the worker and the scheduler (python -m users.worker / users.scheduler) ---
+    jobs_queue: str = Field(
+        default="users.jobs",
+        min_length=1,
+        max_length=200,
+        description="The users job queue, shared by the app (which enqueues) and every worker.",
     )
-    reset_mailer_queue: str = Field(
-        default="users.password-reset-mailer",
-        description="The reset mailer's quorum queue, shared by every users replica "
-        "(its dead letters go to <queue>.dlq).",
+    jobs_retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Scale of a failed job's exponential backoff (full jitter).",
+    )
+    jobs_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait before a job's next attempt."
+    )
+    worker_concurrency: int = Field(
+        default=50, ge=1, le=1000, description="Jobs one worker process runs at once."
+    )
+    worker_metrics_port: int = Field(
+        default=9101,
+        ge=0,
+        le=65535,
+        description="Port of the worker's Prometheus /metrics (0: none).",
+    )
+    cleanup_interval_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="How often the scheduler runs the clean-ups (expired sessions and reset "
+        "tokens; old outbox and inbox rows).",
+    )
+    prune_messages_after_days: int = Field(
+        default=7,
+        ge=1,
+        description="Published outbox rows and processed inbox rows older than this are "
+        "deleted (an inbox row must outlive any redelivery of its message).",
     )
 
     def production_problems(self) -> list[str]:

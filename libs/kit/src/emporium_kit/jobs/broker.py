@@ -44,6 +44,7 @@ def create_job_broker(
     base_delay: float = 1.0,
     max_delay: float = 60.0,
     dead_letters_queue: str = DEAD_LETTERS_QUEUE,
+    queue: str | None = None,
     extra_middlewares: tuple[TaskiqMiddleware, ...] = (),
 ) -> AioPikaBroker:
     """The broker a service declares its jobs on and its worker consumes.
@@ -52,9 +53,11 @@ def create_job_broker(
     lifespan for sending) connects. Every job gets, in this order: its trace
     (continuing the enqueuer's), its log context (job id, request id), its
     metrics, then retries with exponential backoff and full jitter up to its
-    ``max_retries`` label (default ``max_retries``), and its dead letter after.
+    ``max_attempts`` label (default ``max_retries``), and its dead letter after.
+    ``queue`` overrides the job queue's name (``<service>.jobs``): separate
+    systems on one broker (parallel test runs) need separate queues.
     """
-    queue = job_queue_name(service)
+    queue = queue or job_queue_name(service)
     broker = AioPikaBroker(
         url=amqp_url,
         qos=prefetch,

@@ -22,7 +22,6 @@ from emporium_kit.context import current_request_id
 from emporium_kit.messaging.envelope import REQUEST_ID_HEADER
 from emporium_kit.tracing import current_trace_headers
 
-from .broker import job_queue_name
 from .observability import JOBS_ENQUEUED
 
 
@@ -39,12 +38,13 @@ class Job(Protocol):
 async def add_job(
     session_or_conn: AsyncSession | AsyncConnection,
     outbox_table: sa.Table,
-    service: str,
+    queue: str,
     job: Job,
     /,
     **kwargs: Any,
 ) -> uuid.UUID:
-    """Enqueue ``job(**kwargs)`` with the caller's transaction; returns the job id.
+    """Enqueue ``job(**kwargs)`` on the job queue ``queue`` (``job_queue_name(service)``)
+    with the caller's transaction; returns the job id.
 
     ``kwargs`` must be JSON values. The job carries the current trace context and
     request id, so its logs and spans join the request that caused it.
@@ -67,7 +67,7 @@ async def add_job(
         sa.insert(outbox_table).values(
             id=job_id,
             destination="jobs",
-            routing_key=job_queue_name(service),
+            routing_key=queue,
             payload=message.model_dump(mode="json"),
             headers=current_trace_headers(),
             occurred_at=sa.func.now(),

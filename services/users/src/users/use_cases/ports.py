@@ -10,6 +10,7 @@ from uuid import UUID
 
 from emporium_kit.email import RenderedEmail
 from users.domain.model import ClientInfo, Credentials, LoginLockout, Session, User
+from users.use_cases.jobs import JobKind
 
 
 class UserRepository(Protocol):
@@ -113,6 +114,9 @@ class UnitOfWork(Protocol):
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         """Record an integration event, published only if the unit of work commits."""
+
+    async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
+        """Enqueue a background job, sent only if the unit of work commits."""
 
 
 class UnitOfWorkFactory(Protocol):

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from emporium_kit.context import current_request_id
 from emporium_kit.database import create_session_factory
+from emporium_kit.jobs import add_job
 from emporium_kit.messaging.outbox import add_event
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,
@@ -16,6 +17,7 @@ from users.adapters.db.repositories import (
     SqlUserRepository,
 )
 from users.adapters.db.tables import outbox
+from users.use_cases.jobs import JobKind
 from users.use_cases.ports import ResetTokenRepository, SessionRepository, UserRepository
 
 
@@ -34,6 +36,7 @@ class _OnSession(_Repositories):
     """The repositories and the outbox on one ORM session (a write transaction)."""
 
     _session: AsyncSession
+    _jobs_queue: str = "users.jobs"
 
     def _open_session(self, session: AsyncSession) -> None:
         self._session = session
@@ -44,12 +47,18 @@ class _OnSession(_Repositories):
         headers = {"x-request-id": request_id} if request_id else {}
         await add_event(self._session, outbox, routing_key, payload, headers=headers)
 
+    async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
+        await add_job(self._session, outbox, self._jobs_queue, kind, **kwargs)
+
 
 class SqlUnitOfWork(_OnSession):
     """Nothing is written unless ``commit`` is called; leaving the block rolls back."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], *, jobs_queue: str
+    ) -> None:
         self._factory = session_factory
+        self._jobs_queue = jobs_queue
 
     async def __aenter__(self) -> Self:
         self._open_session(self._factory())
@@ -71,10 +80,11 @@ class SqlUnitOfWork(_OnSession):
 
 
 class SqlConsumerUnitOfWork(_OnSession):
-    """The repositories on an event consumer's transaction, which the consumer owns.
+    """The repositories on a transaction someone else owns: an event consumer's or a job's.
 
-    The kit's ``EventConsumer`` commits once the handler returns and rolls back
-    if it raises (its inbox row included), so this one never commits itself.
+    The kit's ``EventConsumer``, or the job running it, commits once the work
+    returns and rolls back if it raises (the inbox row that records the message
+    or job id included), so this one never commits itself.
     """
 
     def __init__(self, session: AsyncSession) -> None:
@@ -92,7 +102,7 @@ class SqlConsumerUnitOfWork(_OnSession):
         return None
 
     async def commit(self) -> None:
-        raise RuntimeError("the event consumer commits its own transaction")
+        raise RuntimeError("the consumer or job that owns this transaction commits it")
 
 
 class SqlReadOnlyUnitOfWork(_Repositories):
@@ -124,13 +134,17 @@ class SqlReadOnlyUnitOfWork(_Repositories):
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         raise RuntimeError("a read-only unit of work cannot record events")
 
+    async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
+        raise RuntimeError("a read-only unit of work cannot enqueue jobs")
+
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, jobs_queue: str = "users.jobs") -> None:
+        self._jobs_queue = jobs_queue
         self._sessions = create_session_factory(engine)
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork | SqlReadOnlyUnitOfWork:
         if read_only:
             return SqlReadOnlyUnitOfWork(self._autocommit)
-        return SqlUnitOfWork(self._sessions)
+        return SqlUnitOfWork(self._sessions, jobs_queue=self._jobs_queue)

@@ -1,1 +1,0 @@
-"""Consumers of integration events: each turns one event into one use case."""

@@ -1,0 +1,22 @@
+"""``python -m users.scheduler``: send the users service's periodic jobs.
+
+Any number may run; each tick is sent once (``emporium_kit.jobs.scheduler``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from emporium_kit.jobs import run_scheduler
+from emporium_kit.logging import configure_logging
+
+
+def main() -> int:
+    from users.worker import settings
+
+    configure_logging("users-scheduler", level=settings.log_level, json=settings.log_json)
+    return run_scheduler("users.worker:scheduler", log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The users worker's composition root: its job broker, its jobs, its scheduler.
+
+``python -m users.worker`` runs the jobs (taskiq's worker process), ``python
+-m users.scheduler`` sends the periodic ones; both name this module's
+``broker`` and ``scheduler``, built from the environment at import without
+any I/O. The jobs' parts (engine, SMTP sender...) are built when the broker
+starts (taskiq's ``WORKER_STARTUP`` event) and closed when it stops. Tests
+build a worker of their own from their settings with :func:`build_worker`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from prometheus_client import start_http_server
+from redis.asyncio import Redis
+from taskiq import TaskiqEvents, TaskiqScheduler, TaskiqState
+from taskiq_aio_pika import AioPikaBroker
+
+from emporium_kit.database import create_engine, create_session_factory
+from emporium_kit.jobs import create_job_broker, create_scheduler
+from emporium_kit.logging import configure_logging
+from emporium_kit.settings import load_settings
+from emporium_kit.tracing import configure_tracing
+from users.adapters.signing_keys import load_signing_key
+from users.main import build_ports
+from users.settings import UsersSettings
+from users.worker.jobs import UsersJobs, WorkerComponents, declare_jobs
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersWorker:
+    broker: AioPikaBroker
+    scheduler: TaskiqScheduler
+    jobs: UsersJobs
+
+
+@dataclass(slots=True)
+class _Running:
+    """The jobs' parts while the broker runs."""
+
+    components: WorkerComponents | None = field(default=None)
+
+    def get(self) -> WorkerComponents:
+        if self.components is None:
+            raise RuntimeError("the users worker has not started")
+        return self.components
+
+
+def build_worker(settings: UsersSettings, *, process: bool = False) -> UsersWorker:
+    """The broker with every users job declared, and the scheduler that sends the periodic
+    ones. ``process`` (the worker process) also configures logging, tracing and metrics."""
+    broker = create_job_broker(
+        "users",
+        settings.amqp_url,
+        prefetch=settings.worker_concurrency,
+        base_delay=settings.jobs_retry_base_seconds,
+        max_delay=settings.jobs_retry_max_seconds,
+        dead_letters_queue=settings.dead_letters_queue,
+        queue=settings.jobs_queue,
+    )
+    scheduler = create_scheduler(broker, settings.redis_url, key_prefix=f"{settings.jobs_queue}:")
+    running = _Running()
+    jobs = declare_jobs(broker, running.get, cleanup_every=settings.cleanup_interval_seconds)
+    redis_clients: list[Redis] = []
+
+    @broker.on_event(TaskiqEvents.WORKER_STARTUP)
+    async def start(_: TaskiqState) -> None:
+        if process:
+            configure_logging("users-worker", level=settings.log_level, json=settings.log_json)
+            configure_tracing("users-worker")
+            if settings.worker_metrics_port:
+                start_http_server(settings.worker_metrics_port, addr=settings.host)
+        engine = create_engine(settings.database, application_name="users-worker")
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        redis_clients.append(redis)
+        key = load_signing_key(
+            settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
+            settings.jwt_private_key_file,
+        )
+        running.components = WorkerComponents(
+            ports=build_ports(settings, engine=engine, redis=redis, key=key),
+            engine=engine,
+            sessions=create_session_factory(engine),
+            prune_after=timedelta(days=settings.prune_messages_after_days),
+        )
+        log.info("users_worker_started", jobs=sorted(broker.get_all_tasks()))
+
+    @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+    async def stop(_: TaskiqState) -> None:
+        components, running.components = running.components, None
+        if components is not None:
+            await components.engine.dispose()
+        while redis_clients:
+            await redis_clients.pop().aclose()
+        log.info("users_worker_stopped")
+
+    return UsersWorker(broker=broker, scheduler=scheduler, jobs=jobs)
+
+
+settings = load_settings(UsersSettings, "users-worker")
+_worker = build_worker(settings, process=True)
+broker = _worker.broker
+scheduler = _worker.scheduler
