@@ -1,7 +1,8 @@
 """The whole running system, driven through the gateway as a client would.
 
-Real processes (the mail sink, users, the gateway) on free ports, against a
-fresh database of this worker's and a Redis database of its own.
+Real processes (the mail sink, users and its worker, the gateway) on free
+ports, against a fresh database of this worker's, a Redis database and job and
+dead-letter queues of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import httpx
 import pytest
 from redis import Redis
 
-from emporium_kit.messaging import dead_letter_queue_name
 from emporium_testkit.isolation import migrate_fresh, redis_url, worker_database_url
 from emporium_testkit.otlp import OtlpCollector
 from emporium_testkit.processes import ChildProcess, free_port
@@ -55,7 +55,7 @@ def running_system(
     """Mail sink, users and gateway as real processes, on a database and Redis db of their own."""
     database_url = worker_database_url(database)
     migrate_fresh(database_url, ROOT / "services" / "users" / "alembic.ini")
-    smtp, mail_http, users_port, gateway_port = (free_port() for _ in range(4))
+    smtp, mail_http, users_port, gateway_port, worker_metrics = (free_port() for _ in range(5))
     redis = redis_url(redis_offset)
     flush = Redis.from_url(redis)
     flush.flushdb()  # counters and revocations of an earlier run
@@ -63,7 +63,11 @@ def running_system(
     # Every process exports its spans over OTLP to a collector of this run's own.
     traces = OtlpCollector().start()
     shared = {"REDIS_URL": redis, "LOG_LEVEL": "WARNING", **traces.env()}
-    reset_queue = f"users.password-reset-mailer.e2e-{uuid.uuid4().hex[:12]}"
+    # Queues of this run's own: on the shared default ones, another system's
+    # worker would take (and fail) this system's jobs.
+    run = uuid.uuid4().hex[:12]
+    jobs_queue, dead_letters = f"users.jobs.e2e-{run}", f"emporium.dead-letters.e2e-{run}"
+    shared["DEAD_LETTERS_QUEUE"] = dead_letters
     processes: list[ChildProcess] = []
     try:
         mailsink = ChildProcess(
@@ -72,25 +76,26 @@ def running_system(
         )
         processes.append(mailsink)
         mailsink.wait_until_ready(f"http://127.0.0.1:{mail_http}/livez")
-        users = ChildProcess(
-            "users",
-            env={
-                **shared,
-                "USERS_PORT": str(users_port),
-                "USERS_DATABASE_URL": database_url,
-                "USERS_BCRYPT_ROUNDS": "4",
-                "USERS_JWT_PRIVATE_KEY_FILE": str(tmp_path_factory.mktemp("keys") / "k.pem"),
-                "ADMIN_EMAIL": ADMIN_EMAIL,
-                "ADMIN_PASSWORD": ADMIN_PASSWORD,
-                "SMTP_PORT": str(smtp),
-                "PUBLIC_WEB_URL": "https://shop.e2e.test",
-                # A reset-mailer queue of this run's own: on the shared default one,
-                # another process would take (and drop) this system's reset requests.
-                "USERS_RESET_MAILER_QUEUE": reset_queue,
-            },
-        )
+        users_env = {
+            **shared,
+            "USERS_DATABASE_URL": database_url,
+            "USERS_BCRYPT_ROUNDS": "4",
+            "USERS_JWT_PRIVATE_KEY_FILE": str(tmp_path_factory.mktemp("keys") / "k.pem"),
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "SMTP_PORT": str(smtp),
+            "PUBLIC_WEB_URL": "https://shop.e2e.test",
+            "USERS_JOBS_QUEUE": jobs_queue,
+        }
+        users = ChildProcess("users", env={**users_env, "USERS_PORT": str(users_port)})
         processes.append(users)
         users.wait_until_ready(f"http://127.0.0.1:{users_port}/health/ready")
+        worker = ChildProcess(
+            "users.worker",
+            env={**users_env, "USERS_WORKER_METRICS_PORT": str(worker_metrics)},
+        )
+        processes.append(worker)
+        worker.wait_until_ready(f"http://127.0.0.1:{worker_metrics}/metrics")
         gateway = ChildProcess(
             "gateway",
             env={
@@ -123,7 +128,10 @@ def running_system(
         # On a thread of its own: this thread's event loop belongs to pytest-asyncio.
         with ThreadPoolExecutor(1) as pool:
             pool.submit(
-                asyncio.run, _delete_queues(reset_queue, dead_letter_queue_name(reset_queue))
+                asyncio.run,
+                _delete_queues(
+                    jobs_queue, f"{jobs_queue}.delay", f"{jobs_queue}.rejected", dead_letters
+                ),
             ).result()
 
 

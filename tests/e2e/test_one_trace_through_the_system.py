@@ -1,9 +1,11 @@
 """One request is one trace through the running system, as a collector receives it.
 
 The gateway and users run as real processes exporting over OTLP to the test's
-collector stand-in. A password-reset request through the gateway publishes an
-event (through the outbox) that the users service's own reset mailer consumes:
-every step must land in the client's trace.
+collector stand-in. A password-reset request through the gateway enqueues a
+job through the outbox; the relay publishes it and the users worker runs it:
+every step (gateway, service, its SQL, the relay's publish, the job and the
+job's SQL) must land in the client's trace. The kit's event consumer continues
+traces the same way (libs/kit/tests/messaging/test_trace_through_messaging.py).
 
 The system here is one of this module's own: the shared one has just carried
 thousands of fuzzing requests whose spans may still queue for export (or be
@@ -49,11 +51,13 @@ def _complete(spans: list[ReceivedSpan]) -> bool:
         ("gateway", CLIENT),
         ("users", SERVER),
         ("users", PRODUCER),
-        ("users", CONSUMER),
-    } <= kinds
+        ("users-worker", CONSUMER),
+    } <= kinds and any(
+        span.service == "users-worker" and span.attributes.get("db.statement") for span in spans
+    )
 
 
-async def test_a_request_that_publishes_an_event_is_one_trace_to_its_consumer(
+async def test_a_request_that_enqueues_a_job_is_one_trace_to_the_job_and_its_sql(
     quiet_api: httpx.AsyncClient, quiet_system: System
 ) -> None:
     api, system = quiet_api, quiet_system
@@ -87,8 +91,12 @@ async def test_a_request_that_publishes_an_event_is_one_trace_to_its_consumer(
     consumer = next(s for s in spans if s.kind == CONSUMER)
     publish = by_id[consumer.parent_span_id]
     assert publish.kind == PRODUCER
-    assert publish.name == "users.password_reset_requested.v1 publish"
+    assert publish.service == "users"
+    assert publish.name.startswith("users.jobs.e2e-")  # "<job queue> publish"
+    assert consumer.name.endswith("users.send_password_reset_email")
     users_server = next(s for s in spans if s.service == "users" and s.kind == SERVER)
     assert by_id[users_server.parent_span_id].service == "gateway"
     statements = [s.attributes.get("db.statement", "") for s in spans if s.service == "users"]
     assert any(statement.startswith("INSERT INTO outbox") for statement in statements)
+    job_sql = [s.attributes.get("db.statement", "") for s in spans if s.service == "users-worker"]
+    assert any(statement.startswith("INSERT INTO inbox") for statement in job_sql)
