@@ -25,6 +25,7 @@ from taskiq.receiver import Receiver
 from taskiq_aio_pika import AioPikaBroker
 
 from emporium_kit.jobs import PermanentJobError, add_job, create_job_broker, first_run
+from emporium_kit.jobs.observability import sample_queue_depth
 from emporium_kit.jobs.scheduler import OncePerTick, tick_of
 from emporium_kit.messaging.dead_letters import DeadLetter
 from emporium_kit.messaging.relay import OutboxRelay
@@ -284,3 +285,40 @@ def test_ticks_are_whole_intervals_since_the_epoch() -> None:
     assert tick_of(every_ten, 1010.0) == (101, 20)
     cron = ScheduledTask(task_name="t", labels={}, args=[], kwargs={}, cron="* * * * *")
     assert tick_of(cron, 120.5) == (2, 120)
+
+
+async def test_outbox_lag_and_queue_depth_are_measured(
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    tables: MessagingTables,
+    broker: AioPikaBroker,
+    service: str,
+) -> None:
+    @broker.task(task_name=f"{service}.noop")
+    async def noop() -> None:
+        return None
+
+    relay = OutboxRelay(engine, tables.outbox, AMQP_URL, name="kit-lag-relay")
+    try:
+        assert await relay.sample_lag() == (0.0, 0)
+        async with session_factory() as session, session.begin():
+            for _ in range(3):
+                await add_job(session, tables.outbox, f"{service}.jobs", noop)
+        await asyncio.sleep(0.05)
+        lag, pending = await relay.sample_lag()
+        assert pending == 3
+        assert lag > 0
+        labels = {"outbox": tables.outbox.name}
+        assert REGISTRY.get_sample_value("outbox_pending_rows", labels) == 3
+        await broker.startup()  # declares the job queue; nothing consumes it here
+        assert await relay.publish_pending() == 3
+        assert (await relay.sample_lag())[1] == 0
+    finally:
+        await relay.close()
+
+    sampling = asyncio.create_task(sample_queue_depth(broker, [f"{service}.jobs"], every=0.05))
+    try:
+        queue = {"queue": f"{service}.jobs"}
+        await wait_until(lambda: REGISTRY.get_sample_value("job_queue_depth", queue) == 3)
+    finally:
+        sampling.cancel()

@@ -18,14 +18,16 @@ Topology, per service (``users``, ``catalog``...):
 
 from __future__ import annotations
 
+import asyncio
+
 from aio_pika import ExchangeType
-from taskiq import TaskiqMiddleware
+from taskiq import TaskiqEvents, TaskiqMiddleware, TaskiqState
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue, QueueType
 
 from emporium_kit.messaging.broker import JOBS_EXCHANGE
 from emporium_kit.messaging.dead_letters import DEAD_LETTERS_QUEUE
 
-from .observability import JobLogContext, JobMetrics, job_tracing
+from .observability import JobLogContext, JobMetrics, job_tracing, sample_queue_depth
 from .retries import JobRetries
 
 DEFAULT_MAX_RETRIES = 5
@@ -67,6 +69,17 @@ def create_job_broker(
         dead_letter_queue=Queue(name=f"{queue}.rejected", type=QueueType.QUORUM),
         client_properties={"connection_name": f"{service}-jobs"},
     )
+    sampling: list[asyncio.Task[None]] = []
+
+    @broker.on_event(TaskiqEvents.WORKER_STARTUP)
+    async def _start_sampling(_: TaskiqState) -> None:
+        sampling.append(asyncio.create_task(sample_queue_depth(broker, [queue])))
+
+    @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+    async def _stop_sampling(_: TaskiqState) -> None:
+        while sampling:
+            sampling.pop().cancel()
+
     broker.add_middlewares(
         job_tracing(),
         JobLogContext(),

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -91,3 +92,24 @@ class JobMetrics(TaskiqMiddleware):
             JOBS_FAILED.labels(job=message.task_name).inc()
         else:
             JOBS_SUCCEEDED.labels(job=message.task_name).inc()
+
+
+async def sample_queue_depth(broker: Any, queues: list[str], *, every: float = 10.0) -> None:
+    """Set :data:`JOB_QUEUE_DEPTH` for ``queues`` every ``every`` seconds, on the broker's
+    channel (a passive declare: RabbitMQ's own count of ready messages). Runs until
+    cancelled; a failed sample is logged and skipped."""
+    log = structlog.get_logger(__name__)
+    while True:
+        channel = getattr(broker, "write_channel", None)
+        if channel is not None and not channel.is_closed:
+            for queue in queues:
+                try:
+                    # On the raw channel: aio-pika's robust channel answers a repeat
+                    # declaration of a queue it knows from its own bookkeeping.
+                    raw = await channel.get_underlay_channel()
+                    declared = await raw.queue_declare(queue, passive=True)
+                    count = declared.message_count or 0
+                    JOB_QUEUE_DEPTH.labels(queue=queue).set(count)
+                except Exception as exc:  # a missing queue or a lost channel
+                    log.warning("queue_depth_sample_failed", queue=queue, error=repr(exc))
+        await asyncio.sleep(every)

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aiormq.exceptions import DeliveryError
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from emporium_kit.tracing import SpanKind, continue_trace, current_trace_headers
@@ -37,6 +38,14 @@ from .broker import (
 from .envelope import EventEnvelope
 
 logger = structlog.get_logger()
+
+OUTBOX_LAG = Gauge(
+    "outbox_lag_seconds",
+    "Age of the oldest row of an outbox still to publish (0 when none)",
+    ["outbox"],
+)
+OUTBOX_PENDING = Gauge("outbox_pending_rows", "Rows of an outbox still to publish", ["outbox"])
+_LAG_SAMPLE_SECONDS = 5.0
 
 _MAX_ERROR_LENGTH = 2000
 
@@ -263,6 +272,28 @@ class OutboxRelay:
             self._log.debug("outbox_published", published=len(published))
         return len(published)
 
+    async def sample_lag(self) -> tuple[float, int]:
+        """Set the outbox lag and pending gauges (one indexed query); returns them."""
+        outbox = self._outbox
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(
+                        sa.func.coalesce(
+                            sa.func.extract(
+                                "epoch", sa.func.now() - sa.func.min(outbox.c.occurred_at)
+                            ),
+                            0,
+                        ),
+                        sa.func.count(),
+                    ).where(outbox.c.published_at.is_(None))
+                )
+            ).one()
+        lag, pending = float(row[0]), int(row[1])
+        OUTBOX_LAG.labels(outbox=outbox.name).set(lag)
+        OUTBOX_PENDING.labels(outbox=outbox.name).set(pending)
+        return lag, pending
+
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention; return how many."""
         outbox = self._outbox
@@ -286,6 +317,7 @@ class OutboxRelay:
         self._finished.clear()
         loop = asyncio.get_running_loop()
         next_purge = loop.time()
+        next_lag_sample = loop.time()
         pass_failures = 0
         self._log.info("outbox_relay_started")
         try:
@@ -293,6 +325,9 @@ class OutboxRelay:
                 delay = self._poll_interval
                 try:
                     published = await self.publish_pending()
+                    if loop.time() >= next_lag_sample:
+                        await self.sample_lag()
+                        next_lag_sample = loop.time() + _LAG_SAMPLE_SECONDS
                     if self._purge_interval is not None and loop.time() >= next_purge:
                         await self.purge_published()
                         next_purge = loop.time() + self._purge_interval
