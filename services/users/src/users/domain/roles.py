@@ -20,6 +20,7 @@ ADMIN: Final = "admin"
 USERS_ADMIN: Final = "users:admin"
 CATALOG_WRITE: Final = "catalog:write"
 ORDERS_MANAGE: Final = "orders:manage"
+OPS_ADMIN: Final = "ops:admin"
 
 
 def with_base_role(roles: Iterable[str]) -> list[str]:
