@@ -1,6 +1,6 @@
 """The whole running system, driven through the gateway as a client would.
 
-Real processes (the mail sink, users and its worker, the gateway) on free
+Real processes (the mail sink, users and its worker, ops, the gateway) on free
 ports, against a fresh database of this worker's, a Redis database and job and
 dead-letter queues of its own.
 """
@@ -40,6 +40,8 @@ class System:
     mail: str
     redis_url: str
     traces: OtlpCollector
+    jobs_queue: str
+    dead_letters_queue: str
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +57,11 @@ def running_system(
     """Mail sink, users and gateway as real processes, on a database and Redis db of their own."""
     database_url = worker_database_url(database)
     migrate_fresh(database_url, ROOT / "services" / "users" / "alembic.ini")
-    smtp, mail_http, users_port, gateway_port, worker_metrics = (free_port() for _ in range(5))
+    ops_database_url = worker_database_url(database.replace("users", "ops"))
+    migrate_fresh(ops_database_url, ROOT / "services" / "ops" / "alembic.ini")
+    smtp, mail_http, users_port, gateway_port, worker_metrics, ops_port = (
+        free_port() for _ in range(6)
+    )
     redis = redis_url(redis_offset)
     flush = Redis.from_url(redis)
     flush.flushdb()  # counters and revocations of an earlier run
@@ -96,6 +102,17 @@ def running_system(
         )
         processes.append(worker)
         worker.wait_until_ready(f"http://127.0.0.1:{worker_metrics}/metrics")
+        ops = ChildProcess(
+            "ops",
+            env={
+                **shared,
+                "OPS_PORT": str(ops_port),
+                "OPS_DATABASE_URL": ops_database_url,
+                "OPS_USERS_URL": f"http://127.0.0.1:{users_port}",
+            },
+        )
+        processes.append(ops)
+        ops.wait_until_ready(f"http://127.0.0.1:{ops_port}/health/ready")
         gateway = ChildProcess(
             "gateway",
             env={
@@ -104,6 +121,8 @@ def running_system(
                 "GATEWAY_USERS_URL": f"http://127.0.0.1:{users_port}",
                 "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{free_port()}",
                 "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{free_port()}",
+                "GATEWAY_OPS_URL": f"http://127.0.0.1:{ops_port}",
+                "GATEWAY_REQUIRED_UPSTREAMS": "users,ops",
                 "GATEWAY_REDIS_KEY_PREFIX": f"e2e:gw:{uuid.uuid4().hex}:",
                 # Generous limits so fuzzing explores past the limiter; the
                 # limits themselves are tested in the gateway's own suite.
@@ -120,6 +139,8 @@ def running_system(
             mail=f"http://127.0.0.1:{mail_http}",
             redis_url=redis,
             traces=traces,
+            jobs_queue=jobs_queue,
+            dead_letters_queue=dead_letters,
         )
     finally:
         for process in reversed(processes):
