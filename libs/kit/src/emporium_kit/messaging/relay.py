@@ -13,7 +13,6 @@ why consumers deduplicate on the message id.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from aiormq.exceptions import DeliveryError
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from emporium_kit.retrying import backoff_seconds
 from emporium_kit.tracing import SpanKind, continue_trace, current_trace_headers
 
 from .broker import (
@@ -51,12 +51,10 @@ _MAX_ERROR_LENGTH = 2000
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): exponential, capped at
-    ``cap``, with jitter in [50 %, 100 %] so replicas and rows do not retry in lockstep."""
-    exponent = min(max(attempt - 1, 0), 32)
-    delay = min(cap, base * 2.0**exponent)
-    jitter: float = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
-    return delay * jitter
+    """Seconds to wait before retry number ``attempt`` (1-based): tenacity's full-jitter
+    exponential (``emporium_kit.retrying``), so replicas and rows never retry in
+    lockstep; never below a millisecond, so a row is always pushed back."""
+    return max(0.001, backoff_seconds(attempt, base=base, cap=cap))
 
 
 def _describe(exc: BaseException) -> str:
