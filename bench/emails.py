@@ -1,0 +1,284 @@
+"""Reset emails from the request to the mail sink: sustained rate, and latency at a steady rate.
+
+    .venv/bin/python -m bench.emails                    # 60 s at full speed, 30 s at 50/s
+    BENCH_EMAIL_SECONDS=10 BENCH_LATENCY_SECONDS=10 .venv/bin/python -m bench.emails
+
+The real processes: the users service (core 1), its worker (core 0) and the
+mail sink stand-in, on the bench database and Redis db, with a job queue and
+dead-letter queue of this run's own. Accounts are seeded with SQL (each may
+receive 3 reset emails an hour: the contract's budget), requests go to the
+users service directly (the gateway is measured elsewhere), and delivery time
+is the mail sink's arrival timestamp of the email to that account.
+
+Printed: requests/s accepted and emails/s delivered while requests arrive at
+full speed for ``BENCH_EMAIL_SECONDS``, how long the backlog took to drain,
+CPU seconds each process spent, then p50/p95/p99 from request to delivery at
+a steady ``BENCH_LATENCY_RATE`` per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.run import (
+    PYTHON,
+    ROOT,
+    bench_database_url,
+    common_environment,
+    ephemeral_signing_key,
+    migrate,
+    started,
+)
+from bench.servers import Server
+
+USERS_PORT, MAIL_HTTP_PORT, MAIL_SMTP_PORT = 18101, 18125, 18126
+BUDGET_PER_ACCOUNT = 3
+CONCURRENCY = 32
+# A bcrypt hash of nothing anyone types: seeded accounts only receive emails.
+SEEDED_HASH = "$2b$04$" + "a" * 53
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    seconds: float
+    requests: int
+    accepted_per_second: float
+    delivered_in_window: int
+    delivered_per_second: float
+    drained_after: float
+    cpu: dict[str, float]
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(server: Server) -> float:
+    """User + system CPU seconds of a server and every process under it (the worker forks)."""
+    total, pending = 0.0, [server.pid]
+    while pending:
+        pid = pending.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICKS
+        pending.extend(int(child) for child in children)
+    return total
+
+
+def _plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def seed_accounts(database_url: str, count: int, tag: str) -> list[str]:
+    """``count`` customer accounts, inserted in one COPY each for users and their roles."""
+    emails = [f"mail-{tag}-{i}@bench.example.com" for i in range(count)]
+    ids = [uuid.uuid4() for _ in emails]
+    connection = await asyncpg.connect(_plain_dsn(database_url))
+    try:
+        await connection.copy_records_to_table(
+            "users",
+            records=[
+                (i, e, e, SEEDED_HASH, "Bench Reader") for i, e in zip(ids, emails, strict=True)
+            ],
+            columns=["id", "email", "email_normalized", "password_hash", "full_name"],
+        )
+        await connection.copy_records_to_table(
+            "user_roles", records=[(i, "customer") for i in ids], columns=["user_id", "role"]
+        )
+    finally:
+        await connection.close()
+    return emails
+
+
+async def _arrivals(client: httpx.AsyncClient) -> dict[str, datetime]:
+    """Recipient → arrival time of every email the mail sink holds."""
+    arrivals: dict[str, datetime] = {}
+    start = 0
+    while True:
+        page = (await client.get("/api/v1/messages", params={"start": start, "limit": 1000})).json()
+        for message in page["messages"]:
+            arrivals[message["To"][0]["Address"]] = datetime.fromisoformat(message["Created"])
+        start += len(page["messages"])
+        if not page["messages"] or start >= page["total"]:
+            return arrivals
+
+
+async def _count(client: httpx.AsyncClient) -> int:
+    return int((await client.get("/api/v1/messages", params={"limit": 1})).json()["total"])
+
+
+async def throughput(
+    users: str, mail: str, emails: list[str], seconds: float, servers: list[Server]
+) -> Throughput:
+    addresses = [e for e in emails for _ in range(BUDGET_PER_ACCOUNT)]
+    sent = 0
+    deadline = time.monotonic() + seconds
+    cpu_before = {s.name: _tree_cpu(s) for s in servers}
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with (
+        httpx.AsyncClient(base_url=users, timeout=30, limits=limits) as client,
+        httpx.AsyncClient(base_url=mail, timeout=30) as sink,
+    ):
+
+        async def sender() -> None:
+            nonlocal sent
+            while time.monotonic() < deadline and sent < len(addresses):
+                email = addresses[sent]
+                sent += 1
+                response = await client.post(
+                    "/api/v1/auth/password-reset/request", json={"email": email}
+                )
+                response.raise_for_status()
+
+        started_at = time.monotonic()
+        await asyncio.gather(*(sender() for _ in range(CONCURRENCY)))
+        window = time.monotonic() - started_at
+        delivered_in_window = await _count(sink)
+        while await _count(sink) < sent and time.monotonic() - started_at < window + 300:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        drained = time.monotonic() - started_at - window
+    cpu = {s.name: _tree_cpu(s) - cpu_before[s.name] for s in servers}
+    return Throughput(
+        seconds=window,
+        requests=sent,
+        accepted_per_second=sent / window,
+        delivered_in_window=delivered_in_window,
+        delivered_per_second=delivered_in_window / window,
+        drained_after=drained,
+        cpu=cpu,
+    )
+
+
+async def latency(users: str, mail: str, emails: list[str], rate: float) -> list[float]:
+    """Milliseconds from each request to its email's arrival, at a steady ``rate``/s."""
+    sent_at: dict[str, datetime] = {}
+    async with (
+        httpx.AsyncClient(base_url=users, timeout=30) as client,
+        httpx.AsyncClient(base_url=mail, timeout=30) as sink,
+    ):
+        await sink.delete("/api/v1/messages")
+        tasks = []
+        begin = time.monotonic()
+        for index, email in enumerate(emails):
+            await asyncio.sleep(max(0.0, begin + index / rate - time.monotonic()))
+            sent_at[email] = datetime.now().astimezone()
+            tasks.append(
+                asyncio.create_task(
+                    client.post("/api/v1/auth/password-reset/request", json={"email": email})
+                )
+            )
+        for task in tasks:
+            (await task).raise_for_status()
+        deadline = time.monotonic() + 60
+        while await _count(sink) < len(emails) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        arrivals = await _arrivals(sink)
+    return sorted(
+        (arrivals[email] - sent).total_seconds() * 1000
+        for email, sent in sent_at.items()
+        if email in arrivals
+    )
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if not values:
+        return 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def report(
+    result: Throughput, delays: list[float], *, steady: int, rate: float, seconds: float
+) -> str:
+    """The markdown table of one run."""
+    when = datetime.now().astimezone()
+    p50, p95, p99 = (_percentile(delays, q) for q in (50, 95, 99))
+    rows = [
+        f"\n### Reset emails, request to mail sink ({when:%Y-%m-%d %H:%M %Z})\n",
+        "| measure | value |",
+        "|---|---|",
+        f"| requests at full speed ({CONCURRENCY} concurrent) | {result.requests} in "
+        f"{result.seconds:.1f} s: {result.accepted_per_second:.0f}/s accepted |",
+        f"| emails delivered during those {result.seconds:.0f} s | "
+        f"{result.delivered_in_window}: **{result.delivered_per_second:.0f}/s** |",
+        f"| backlog drained after the requests stopped | {result.drained_after:.1f} s |",
+        *(
+            f"| CPU seconds, {name} | {cpu:.1f} ({cpu / result.seconds * 100:.0f} % of a core) |"
+            for name, cpu in result.cpu.items()
+        ),
+        f"| steady {rate:.0f}/s for {seconds:.0f} s: delivered | {len(delays)} of {steady} |",
+        f"| request → delivery p50 / p95 / p99 | {p50:.0f} / {p95:.0f} / {p99:.0f} ms |",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> int:
+    seconds = float(os.environ.get("BENCH_EMAIL_SECONDS", "60"))
+    latency_seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
+    rate = float(os.environ.get("BENCH_LATENCY_RATE", "50"))
+    run = uuid.uuid4().hex[:10]
+    env = common_environment()
+    migrate(env)
+    env.update(
+        USERS_PORT=str(USERS_PORT),
+        USERS_BCRYPT_ROUNDS="4",
+        USERS_JWT_PRIVATE_KEY=ephemeral_signing_key(),
+        USERS_JOBS_QUEUE=f"users.jobs.bench-{run}",
+        USERS_WORKER_METRICS_PORT="0",
+        DEAD_LETTERS_QUEUE=f"emporium.dead-letters.bench-{run}",
+        SMTP_PORT=str(MAIL_SMTP_PORT),
+        MAILSINK_SMTP_PORT=str(MAIL_SMTP_PORT),
+        MAILSINK_HTTP_PORT=str(MAIL_HTTP_PORT),
+        MAILSINK_MAX_MESSAGES="200000",
+        LOG_LEVEL="WARNING",
+        OTEL_SDK_DISABLED=os.environ.get("OTEL_SDK_DISABLED", "false"),
+    )
+    # Enough accounts that no request meets the hourly budget: about 300 requests/s at most.
+    needed = int(max(seconds * 400, 1) // BUDGET_PER_ACCOUNT) + 1
+    emails = asyncio.run(seed_accounts(bench_database_url(), needed, f"t{run}"))
+    steady = asyncio.run(
+        seed_accounts(bench_database_url(), int(latency_seconds * rate), f"l{run}")
+    )
+    with ExitStack() as stack:
+        mailsink = started(
+            stack,
+            Server("mailsink", [PYTHON, "-m", "mailsink"], cpus="0", port=MAIL_HTTP_PORT,
+                   env=env, ready_path="/livez", cwd=ROOT),
+        )  # fmt: skip
+        users = started(
+            stack,
+            Server("users", [PYTHON, "-m", "users"], cpus="1", port=USERS_PORT, env=env,
+                   ready_path="/health/ready", cwd=ROOT),
+        )  # fmt: skip
+        worker_metrics = USERS_PORT + 50
+        worker = started(
+            stack,
+            Server("users-worker", [PYTHON, "-m", "users.worker"], cpus="0", port=worker_metrics,
+                   env={**env, "USERS_WORKER_METRICS_PORT": str(worker_metrics)},
+                   ready_path="/metrics", cwd=ROOT),
+        )  # fmt: skip
+        if mailsink is None or users is None or worker is None:
+            return 1
+        result = asyncio.run(
+            throughput(users.url, mailsink.url, emails, seconds, [users, worker, mailsink])
+        )
+        delays = asyncio.run(latency(users.url, mailsink.url, steady, rate))
+    print(report(result, delays, steady=len(steady), rate=rate, seconds=latency_seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
