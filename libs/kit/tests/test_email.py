@@ -366,3 +366,88 @@ def test_transient_errors_are_told_from_permanent_ones(
     error: BaseException, transient: bool
 ) -> None:
     assert is_transient_smtp_error(error) is transient
+
+
+class _CountingHandler(_RefusingHandler):
+    """Counts the connections (EHLOs) that delivered the messages."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.connections = 0
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+
+async def _counting_server(
+    handler: _CountingHandler, sessions: list[SMTP] | None = None
+) -> tuple[asyncio.AbstractServer, int]:
+    loop = asyncio.get_running_loop()
+    opened = sessions if sessions is not None else []
+
+    def session() -> SMTP:
+        opened.append(SMTP(handler, hostname="counting.local", loop=loop))
+        return opened[-1]
+
+    server = await loop.create_server(session, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.asyncio
+async def test_kept_connections_are_reused_and_bounded() -> None:
+    handler = _CountingHandler()
+    server, port = await _counting_server(handler)
+    sender = _sender_for(port, pool_size=2)
+    try:
+        await asyncio.gather(
+            *(sender.send(f"u{i}@example.test", RenderedEmail("s", "t", "h")) for i in range(20))
+        )
+        await sender.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert handler.delivered == 20
+    assert handler.connections <= 2  # not one per email
+
+
+@pytest.mark.asyncio
+async def test_a_kept_connection_the_server_dropped_is_replaced_without_a_failed_attempt() -> None:
+    handler, sessions = _CountingHandler(), []
+    server, port = await _counting_server(handler, sessions)
+    sender = _sender_for(port, pool_size=1, max_attempts=1)
+    await sender.send("a@example.test", RenderedEmail("s", "t", "h"))
+    for session in sessions:  # the server drops the idle connection (a restart, a timeout)
+        assert session.transport is not None
+        session.transport.close()
+    await asyncio.sleep(0.05)
+    try:
+        await sender.send("b@example.test", RenderedEmail("s", "t", "h"))  # one attempt allowed
+        await sender.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert handler.delivered == 2
+    assert handler.connections == 2
+
+
+@pytest.mark.asyncio
+async def test_without_a_pool_every_email_has_its_connection() -> None:
+    handler = _CountingHandler()
+    server, port = await _counting_server(handler)
+    sender = _sender_for(port, pool_size=0)
+    try:
+        for i in range(3):
+            await sender.send(f"u{i}@example.test", RenderedEmail("s", "t", "h"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (handler.delivered, handler.connections) == (3, 3)

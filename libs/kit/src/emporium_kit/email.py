@@ -9,9 +9,13 @@ renders one with :class:`EmailTemplates` and hands the result to
 transient failures before giving up with :class:`EmailDeliveryFailed`.
 """
 
+import asyncio
+import contextlib
 import logging
 import re
+import socket
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,6 +103,17 @@ class SmtpSettings(BaseModel):
     )
     retry_max_seconds: float = Field(
         default=5.0, ge=0, description="Longest wait between two attempts."
+    )
+    pool_size: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="SMTP connections kept open and reused between emails (0: one per email).",
+    )
+    max_idle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A kept connection idle longer than this is closed, not reused.",
     )
     local_hostname: str | None = Field(
         default=None, description="Name sent in EHLO; none asks the operating system."
@@ -247,15 +262,27 @@ def _log_retry(state: RetryCallState) -> None:
 class EmailSender:
     """Delivers rendered emails through the SMTP server in :class:`SmtpSettings`.
 
-    Each :meth:`send` opens its own connection, so one sender serves concurrent
-    requests. A retry after a connection lost at the very end of DATA may
-    deliver an email twice; for notifications that is better than not at all.
+    Up to ``pool_size`` connections are kept and reused (connect, TLS and EHLO
+    once, not per email; a worker sending many emails spends most of its time
+    there otherwise), at most that many in use at once; a connection idle
+    longer than ``max_idle_seconds`` is closed. A kept connection the server
+    dropped is replaced at once, without counting as a failed attempt. A retry
+    after a connection lost at the very end of DATA may deliver an email
+    twice; for notifications that is better than not at all.
     """
 
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
         # The Message-ID domain comes from the sender so make_msgid never asks DNS.
         self._message_id_domain = settings.sender_address.rpartition("@")[2]
+        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
+        # With a pool, at most pool_size connections at once; without, one per email.
+        self._slots: asyncio.Semaphore | contextlib.nullcontext[None] = (
+            asyncio.Semaphore(settings.pool_size)
+            if settings.pool_size
+            else contextlib.nullcontext()
+        )
+        self._local_hostname = settings.local_hostname
 
     def build_message(
         self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
@@ -317,11 +344,52 @@ class EmailSender:
             raise failure(to, attempts, f"{type(error).__name__}: {error}") from error
 
     async def _deliver(self, message: EmailMessage, recipient: str) -> None:
+        async with self._slots:
+            client, reused = await self._checkout()
+            try:
+                await client.send_message(
+                    message, sender=self._settings.sender_address, recipients=[recipient]
+                )
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as error:
+                client.close()
+                if not reused:
+                    raise
+                # The server dropped a kept connection while it was idle: one fresh try.
+                logger.info("kept SMTP connection dropped (%r); reconnecting", error)
+                client = await self._connect()
+                try:
+                    await client.send_message(
+                        message, sender=self._settings.sender_address, recipients=[recipient]
+                    )
+                except BaseException:
+                    client.close()
+                    raise
+            except BaseException:
+                client.close()
+                raise
+            self._checkin(client)
+
+    async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
+        now = time.monotonic()
+        while self._idle:
+            since, client = self._idle.pop()
+            if client.is_connected and now - since <= self._settings.max_idle_seconds:
+                return client, True
+            client.close()
+        return await self._connect(), False
+
+    def _checkin(self, client: aiosmtplib.SMTP) -> None:
+        if len(self._idle) < self._settings.pool_size and client.is_connected:
+            self._idle.append((time.monotonic(), client))
+        else:
+            client.close()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
         settings = self._settings
-        await aiosmtplib.send(
-            message,
-            sender=settings.sender_address,
-            recipients=[recipient],
+        if self._local_hostname is None:
+            # Resolved once, off the event loop (aiosmtplib would ask on every connection).
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
             hostname=settings.host,
             port=settings.port,
             username=settings.username,
@@ -329,5 +397,16 @@ class EmailSender:
             use_tls=settings.use_tls,
             start_tls=settings.start_tls,
             timeout=settings.timeout_seconds,
-            local_hostname=settings.local_hostname,
+            local_hostname=self._local_hostname,
         )
+        await client.connect()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the kept connections (politely: QUIT, then close)."""
+        idle, self._idle = self._idle, []
+        for _, client in idle:
+            try:
+                await client.quit()
+            except Exception:  # the server may be gone already
+                client.close()

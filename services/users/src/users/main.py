@@ -136,6 +136,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
                 with suppress(asyncio.CancelledError):
                     await task
             await relay.close()
+            await ports.emails.aclose()
             await redis.aclose()
             await engine.dispose()
 

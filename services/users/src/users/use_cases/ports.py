@@ -171,6 +171,9 @@ class EmailDelivery(Protocol):
     ) -> None:
         """Deliver ``email`` now; raises when the server did not accept it."""
 
+    async def aclose(self) -> None:
+        """Close what the delivery keeps open (its SMTP connections)."""
+
 
 class ResetMailer(Protocol):
     def compose_reset_email(

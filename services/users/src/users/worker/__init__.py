@@ -94,6 +94,7 @@ def build_worker(settings: UsersSettings, *, process: bool = False) -> UsersWork
     async def stop(_: TaskiqState) -> None:
         components, running.components = running.components, None
         if components is not None:
+            await components.ports.emails.aclose()
             await components.engine.dispose()
         while redis_clients:
             await redis_clients.pop().aclose()
