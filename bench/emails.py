@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.emails                    # 60 s at full speed, 30 s at 50/s
     BENCH_EMAIL_SECONDS=10 BENCH_LATENCY_SECONDS=10 .venv/bin/python -m bench.emails
 
-The real processes: the users service (core 1), its worker (core 0) and the
+The real processes: the users service and its worker (core 1) and the
 mail sink stand-in, on the bench database and Redis db, with a job queue and
 dead-letter queue of this run's own. Accounts are seeded with SQL (each may
 receive 3 reset emails an hour: the contract's budget), requests go to the
@@ -266,7 +266,7 @@ def main() -> int:
         worker_metrics = USERS_PORT + 50
         worker = started(
             stack,
-            Server("users-worker", [PYTHON, "-m", "users.worker"], cpus="0", port=worker_metrics,
+            Server("users-worker", [PYTHON, "-m", "users.worker"], cpus="1", port=worker_metrics,
                    env={**env, "USERS_WORKER_METRICS_PORT": str(worker_metrics)},
                    ready_path="/metrics", cwd=ROOT),
         )  # fmt: skip
