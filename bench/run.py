@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench                       # full: 3 s warm-up, 3 runs of 10 s
     BENCH_DURATION=2 BENCH_RUNS=1 .venv/bin/python -m bench   # smoke run
+    .venv/bin/python -m bench --only rss            # idle RSS in runtime-only venvs
+    .venv/bin/python -m bench --profile gateway-cached   # py-spy under one case's load
 
 Servers run on core 1 (``taskset -c 1``), wrk on core 0; the gateway, with one
 worker per core, runs on both. The users service uses a database and a Redis
@@ -11,6 +13,7 @@ development data.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -19,6 +22,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -32,7 +37,8 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.load import Measurement, Plan, Request, measure
+from bench import profiling, rss
+from bench.load import Measurement, Plan, Request, Run, measure, wrk
 from bench.servers import Server, ServerError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,12 +142,14 @@ def machine() -> str:
             model = line.split(":", 1)[1].strip()
             break
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)  # noqa: S607
-    return (
+    described = (
         f"{os.cpu_count()} cores ({model}), {mem_kib / 1024**2:.0f} GiB, "
-        f"Linux {platform.release()}, Python {platform.python_version()}, "
-        f"{wrk.stdout.split(' Copyright')[0].strip()}"
+        f"Linux {platform.release()}, Python {platform.python_version()}"
     )
+    if shutil.which("wrk") is None:
+        return described
+    version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)  # noqa: S607
+    return f"{described}, {version.stdout.split(' Copyright')[0].strip()}"
 
 
 # --- servers -----------------------------------------------------------------
@@ -192,6 +200,22 @@ def create_bench_user(users_url: str) -> BenchUser:
         me = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
         me.raise_for_status()
     return BenchUser(email=email, password=password, token=token, me_body=me.content)
+
+
+def expect_cached(request: Request, attempts: int = 20) -> None:
+    """A request answered from the gateway's cache (``X-Cache: HIT``), asked until it is.
+
+    Right after start-up the gateway's cache listener may still connect to
+    RabbitMQ, and it empties the cache when it does, so the first stored page
+    can be dropped: the next request stores it again.
+    """
+    for _ in range(attempts - 1):
+        try:
+            expect_ok(request, ("x-cache", "HIT"))
+            return
+        except ServerError:
+            time.sleep(0.5)
+    expect_ok(request, ("x-cache", "HIT"))
 
 
 def expect_ok(request: Request, header: tuple[str, str] | None = None) -> None:
@@ -253,25 +277,62 @@ def mb(mib: float) -> str:
 # --- the run -----------------------------------------------------------------
 
 
-def run(plan: Plan) -> str:
-    env = common_environment()
-    migrate(env)
-    users_env = {
+def users_environment(env: dict[str, str]) -> dict[str, str]:
+    return {
         **env,
         "USERS_HOST": "127.0.0.1",
         "USERS_PORT": str(USERS_PORT),
         "USERS_JWT_PRIVATE_KEY": ephemeral_signing_key(),
         "USERS_RUN_OUTBOX_RELAY": "false",
     }
+
+
+def start_users(stack: ExitStack, users_env: dict[str, str]) -> Server:
+    users = started(stack, Server(
+        "users", [PYTHON, "-m", "users"], cpus=SERVER_CPU, port=USERS_PORT, env=users_env,
+        ready_path="/health/ready",
+    ))  # fmt: skip
+    assert users is not None
+    return users
+
+
+def start_gateway(stack: ExitStack, env: dict[str, str], users: Server) -> Server | None:
+    """The catalogue stub and the gateway (2 workers) in front of ``users``; None if not ready."""
+    started(stack, uvicorn_server(
+        "catalog-stub", "bench.baselines.catalog_stub:app", CATALOG_PORT, env, "/health/ready",
+    ))  # fmt: skip
+    metrics_dir = tempfile.mkdtemp(prefix="bench-gateway-metrics-")
+    stack.callback(shutil.rmtree, metrics_dir, True)
+    gateway_env = {
+        **env,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(GATEWAY_PORT),
+        "GATEWAY_WORKERS": str(GATEWAY_WORKERS),
+        "GATEWAY_USERS_URL": users.url,
+        "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{CATALOG_PORT}",
+        "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{ORDERS_PORT}",  # nothing there
+        "GATEWAY_REQUIRED_UPSTREAMS": "users",
+        "GATEWAY_CACHE_TTL_SECONDS": "3600",
+        "RATE_LIMIT_ANONYMOUS": UNLIMITED,
+        "RATE_LIMIT_USER": UNLIMITED,
+        "RATE_LIMIT_AUTH": UNLIMITED,
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+    }
+    return started(stack, Server(
+        "gateway", [PYTHON, "-m", "gateway"], cpus=GATEWAY_CPUS, port=GATEWAY_PORT,
+        env=gateway_env, ready_path="/health/ready",
+    ), required=False)  # fmt: skip
+
+
+def run(plan: Plan) -> str:
+    env = common_environment()
+    migrate(env)
+    users_env = users_environment(env)
     bcrypt_rounds = users_setting(users_env, "bcrypt_rounds")
     out: list[str] = []
 
     with ExitStack() as stack:
-        users = started(stack, Server(
-            "users", [PYTHON, "-m", "users"], cpus=SERVER_CPU, port=USERS_PORT, env=users_env,
-            ready_path="/health/ready",
-        ))  # fmt: skip
-        assert users is not None
+        users = start_users(stack, users_env)
         users.settle()
         rss_idle = users.rss_mib()
         account = create_bench_user(users.url)
@@ -364,30 +425,7 @@ def run_gateway(
     cached: Measurement | None = None
     reason = "gateway not available"
     if gateway_importable(env):
-        started(stack, uvicorn_server(
-            "catalog-stub", "bench.baselines.catalog_stub:app", CATALOG_PORT, env, "/health/ready",
-        ))  # fmt: skip
-        metrics_dir = tempfile.mkdtemp(prefix="bench-gateway-metrics-")
-        stack.callback(shutil.rmtree, metrics_dir, True)
-        gateway_env = {
-            **env,
-            "GATEWAY_HOST": "127.0.0.1",
-            "GATEWAY_PORT": str(GATEWAY_PORT),
-            "GATEWAY_WORKERS": str(GATEWAY_WORKERS),
-            "GATEWAY_USERS_URL": users.url,
-            "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{CATALOG_PORT}",
-            "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{ORDERS_PORT}",  # nothing there
-            "GATEWAY_REQUIRED_UPSTREAMS": "users",
-            "GATEWAY_CACHE_TTL_SECONDS": "3600",
-            "RATE_LIMIT_ANONYMOUS": UNLIMITED,
-            "RATE_LIMIT_USER": UNLIMITED,
-            "RATE_LIMIT_AUTH": UNLIMITED,
-            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-        }
-        gateway = started(stack, Server(
-            "gateway", [PYTHON, "-m", "gateway"], cpus=GATEWAY_CPUS, port=GATEWAY_PORT,
-            env=gateway_env, ready_path="/health/ready",
-        ), required=False)  # fmt: skip
+        gateway = start_gateway(stack, env, users)
         if gateway is not None:
             me = Request(gateway.url + "/api/v1/users/me", token=account.token)
             jwks = Request(gateway.url + "/.well-known/jwks.json")
@@ -395,7 +433,7 @@ def run_gateway(
             expect_ok(me)
             expect_ok(jwks)
             expect_ok(products)  # a miss: fetched from the stub and stored
-            expect_ok(products, ("x-cache", "HIT"))
+            expect_cached(products)
             me_through = measure(
                 me, connections=GATEWAY_CONNECTIONS, plan=plan, settle=users.settle
             )
@@ -433,28 +471,179 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def main() -> int:
+@dataclass(frozen=True, slots=True)
+class ProfileCase:
+    """A bench case whose load is run while py-spy samples ``target``."""
+
+    what: str
+    target: str  # "gateway" or "users"
+    path: str
+    authenticated: bool = False
+    cached: bool = False  # must be served from the gateway's cache
+
+
+PROFILE_CASES = {
+    "gateway-cached": ProfileCase(
+        "(c) gateway `GET /api/v1/products`, from its cache", "gateway", "/api/v1/products",
+        cached=True,
+    ),
+    "gateway-me": ProfileCase(
+        "(b) `GET /api/v1/users/me` through the gateway, bearer token", "gateway",
+        "/api/v1/users/me", authenticated=True,
+    ),
+    "gateway-jwks": ProfileCase(
+        "(f) `GET /.well-known/jwks.json` through the gateway", "gateway",
+        "/.well-known/jwks.json",
+    ),
+    "users-me": ProfileCase(
+        "(2) users `GET /api/v1/users/me` directly, bearer token", "users", "/api/v1/users/me",
+        authenticated=True,
+    ),
+}  # fmt: skip
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The processes that serve requests: uvicorn's spawned workers, else the server itself."""
+    workers = [
+        pid
+        for pid in rss.descendants(server.pid)
+        if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    ]
+    return workers or [server.pid]
+
+
+def run_profile(name: str, plan: Plan, *, seconds: int, native: bool, top: int) -> str:
+    case = PROFILE_CASES[name]
+    env = common_environment()
+    migrate(env)
+    connections = GATEWAY_CONNECTIONS if case.target == "gateway" else USERS_CONNECTIONS
+    load_seconds = plan.warmup_seconds + seconds + 2
+    runs: list[Run] = []
+    with ExitStack() as stack:
+        users = start_users(stack, users_environment(env))
+        users.settle()
+        account = create_bench_user(users.url)
+        target = users
+        if case.target == "gateway":
+            gateway = start_gateway(stack, env, users)
+            if gateway is None:
+                raise ServerError("gateway did not become ready")
+            target = gateway
+        request = Request(
+            target.url + case.path, token=account.token if case.authenticated else None
+        )
+        expect_ok(request)
+        if case.cached:
+            expect_cached(request)
+        pids = worker_pids(target)
+        load = threading.Thread(
+            target=lambda: runs.append(wrk(request, connections=connections, seconds=load_seconds)),
+            daemon=True,
+        )
+        load.start()
+        time.sleep(plan.warmup_seconds)
+        stem = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        files = profiling.record(pids, seconds=seconds, stem=stem, native=native)
+        load.join(timeout=load_seconds + 90)
+    summary = profiling.summarize(files)
+    load_line = "wrk printed no result"
+    if runs:
+        failed = runs[0].non_2xx + runs[0].socket_errors + runs[0].timeouts
+        load_line = f"wrk: {runs[0].requests:,} requests, {failed} not 2xx or failed"
+    saved = ", ".join(f"`{f.relative_to(ROOT)}`" for f in files)
+    return (
+        f"### Profile `{name}`: {case.what}\n\n"
+        f"py-spy {'--native ' if native else ''}--gil at {profiling.RATE_HZ} Hz for {seconds} s "
+        f"on {len(pids)} {case.target} process(es) (pids {', '.join(map(str, pids))}), "
+        f"after {plan.warmup_seconds} s of load; {connections} connections; {load_line} "
+        f"(rates under py-spy are not throughput figures). Raw stacks: {saved}."
+        + (
+            ""
+            if native
+            else " Without --native, time in C (the garbage collector, socket writes) counts "
+            "as the Python function that was running."
+        )
+        + "\n\n"
+        + profiling.tables(summary, top=top)
+    )
+
+
+def run_rss() -> str:
+    env = common_environment()
+    migrate(env)
+    table_text = rss.measure_rss(env, ephemeral_signing_key())
+    database = urlsplit(bench_database_url()).path.strip("/")
+    return (
+        "### Idle RSS in runtime-only environments (issue #12)\n\n"
+        + table_text
+        + f"\n\nEach venv: `python -m venv`, then `pip install -c constraints.txt libs/kit "
+        f"<service>` (mailsink: its directory alone), not editable, no requirements-dev.txt, no "
+        f"test extras. Started as `python -m <service>` from an empty directory on free ports; "
+        f"VmRSS, RssAnon and Pss from /proc after `/health/live` answered and "
+        f"{rss.IDLE_SECONDS:.0f} s of idle. Users on `{database}` with its outbox relay off and "
+        f"a reset-mailer queue of its own (deleted afterwards), SMTP to the mailsink; the "
+        f"gateways in front of that users. Modules: `len(sys.modules)` once idle.\n"
+    )
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Emporium benchmarks (docs/performance.md)."
+    )
+    parser.add_argument(
+        "--only",
+        choices=("load", "rss"),
+        help="load: the throughput tables; rss: idle RSS in runtime-only venvs (default: both)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILE_CASES),
+        help="instead of the tables: py-spy profile of one case's server under its load",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=int(os.environ.get("BENCH_PROFILE_SECONDS", "10")),
+        help="seconds py-spy samples (--profile; default 10, BENCH_PROFILE_SECONDS)",
+    )
+    parser.add_argument("--native", action="store_true", help="py-spy --native (--profile)")
+    parser.add_argument("--top", type=int, default=15, help="functions per profile table")
+    args = parser.parse_args(argv)
+    if args.profile and args.only:
+        parser.error("--profile and --only are exclusive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    needed = ("taskset",) if args.only == "rss" else ("wrk", "taskset")
+    missing = [tool for tool in needed if shutil.which(tool) is None]
     if missing:
         print(f"error: {', '.join(missing)} not found (bench/run.sh installs wrk)", file=sys.stderr)
         return 2
     plan = Plan.from_environment()
     load_at_start = os.getloadavg()[0]  # other work on the machine shows here
-    header = (
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.\n"
-        f"wrk: 1 thread on core 0; {plan.warmup_seconds} s warm-up, then the median of "
-        f"{plan.runs} run(s) of {plan.duration_seconds} s. Servers: uvicorn (uvloop, httptools), "
-        f"one worker on core 1 unless noted.\n"
-    )
+    header = f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.\n"
+    if args.only != "rss" and not args.profile:
+        header += (
+            f"wrk: 1 thread on core 0; {plan.warmup_seconds} s warm-up, then the median of "
+            f"{plan.runs} run(s) of {plan.duration_seconds} s. Servers: uvicorn (uvloop, "
+            f"httptools), one worker on core 1 unless noted.\n"
+        )
     print(header, flush=True)
     try:
-        tables = run(plan)
+        if args.profile:
+            print(run_profile(args.profile, plan, seconds=args.seconds, native=args.native,
+                              top=args.top))  # fmt: skip
+        if args.only in (None, "load") and not args.profile:
+            print(run(plan))
+            print(notes())
+        if args.only in (None, "rss") and not args.profile:
+            print(run_rss(), flush=True)
     except (ServerError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(tables)
-    print(notes())
     load_at_end = os.getloadavg()[0]
     print(f"Load average (1 min): {load_at_start:.2f} at the start, {load_at_end:.2f} at the end.")
     return 0

@@ -43,12 +43,14 @@ class Server:
         port: int,
         env: Mapping[str, str],
         ready_path: str,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = ["taskset", "-c", cpus, *argv]
         self.port = port
         self.env = dict(env)
         self.ready_path = ready_path
+        self.cwd = cwd
         self.url = f"http://{HOST}:{port}"
         self._log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         self._proc: subprocess.Popen[bytes] | None = None
@@ -66,6 +68,7 @@ class Server:
             self._proc = subprocess.Popen(  # noqa: S603 - our own argv
                 self.argv,
                 env=self.env,
+                cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
