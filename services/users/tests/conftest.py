@@ -1,40 +1,43 @@
 """Fixtures for the users service: a migrated database per xdist worker, its own
-Redis database, a real mail sink process, and the ASGI app driven by httpx."""
+Redis database, a real mail sink process, a job queue and a dead-letters queue per
+test module on the real RabbitMQ, the users worker run in the test's event loop,
+and the ASGI app driven by httpx."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from emporium_kit.messaging import dead_letter_queue_name
 from emporium_testkit.isolation import (
     migrate_fresh,
     redis_url,
     truncate_all,
     worker_database_url,
-    worker_id,
 )
 from emporium_testkit.processes import ChildProcess, free_port
 from users.main import create_app
 from users.settings import UsersSettings
+from users.worker import UsersWorker
+
+# The test kit (SMTP stand-in, TCP proxy, in-process worker...) lives beside this file.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from users_testkit import AMQP_URL, SmtpStandIn, delete_queues, running_worker, unique_name
 
 SERVICE_ROOT = Path(__file__).resolve().parents[1]
 SEED_TABLES = ("roles", "permissions", "role_permissions")
 ADMIN_EMAIL = "root@emporium.test"
 ADMIN_PASSWORD = "root-password-1"
 PASSWORD = "correct-horse-9"
-AMQP_URL = UsersSettings().amqp_url
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +61,7 @@ def mail_sink() -> Iterator[tuple[str, int]]:
 
 
 @pytest.fixture(scope="session")
-def settings(
+def base_settings(
     database_url: str, mail_sink: tuple[str, int], tmp_path_factory: pytest.TempPathFactory
 ) -> UsersSettings:
     _, smtp_port = mail_sink
@@ -72,25 +75,50 @@ def settings(
         admin_password=ADMIN_PASSWORD,
         rate_limit_login_failures="5/15minute",
         jwt_private_key_file=tmp_path_factory.mktemp("keys") / "users.pem",
+        # Modules that need the relay turn it on; jobs then go to their own queue.
         run_outbox_relay=False,
-        # Tests that need the reset mailer turn it on with a queue of their own
-        # (``reset_mailer_queue``): the default queue is shared with `make run`.
-        run_reset_mailer=False,
+        # A failed job is tried again soon: outage tests take seconds, not minutes.
+        jobs_retry_base_seconds=0.1,
+        jobs_retry_max_seconds=1.0,
+        worker_concurrency=20,
         log_json=True,
     )
 
 
 @pytest.fixture(scope="module")
-async def reset_mailer_queue() -> AsyncIterator[str]:
-    """A reset-mailer queue of this module's own, deleted (with its dead letters) afterwards."""
-    name = f"users.password-reset-mailer.test-{worker_id()}-{uuid.uuid4().hex[:8]}"
+async def jobs_queue() -> AsyncIterator[str]:
+    """A job queue of this module's own (the default one is shared with `make run` and
+    other xdist workers, whose workers would take these jobs), deleted afterwards with
+    its delay and rejected queues."""
+    name = unique_name("users.jobs")
     yield name
-    connection = await aio_pika.connect(AMQP_URL, timeout=10)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (name, dead_letter_queue_name(name)):
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(queue)
+    await delete_queues(AMQP_URL, name, f"{name}.delay", f"{name}.rejected")
+
+
+@pytest.fixture(scope="module")
+async def dead_letters_queue() -> AsyncIterator[str]:
+    """A dead-letters queue of this module's own (the ops service consumes the default)."""
+    name = unique_name("emporium.dead-letters")
+    yield name
+    await delete_queues(AMQP_URL, name)
+
+
+@pytest.fixture(scope="module")
+def settings(
+    base_settings: UsersSettings, jobs_queue: str, dead_letters_queue: str
+) -> UsersSettings:
+    return base_settings.model_copy(
+        update={"jobs_queue": jobs_queue, "dead_letters_queue": dead_letters_queue}
+    )
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpStandIn]:
+    """An SMTP server of this module's own that a test can stop, start and script."""
+    server = SmtpStandIn()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +131,17 @@ async def redis(settings: UsersSettings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def worker(settings: UsersSettings) -> AsyncIterator[UsersWorker]:
+    """The users worker consuming this module's job queue in the test's event loop.
+
+    A test (or a module's ``app``) asks for it before the app: its queues must exist
+    before the app's relay publishes a job, or RabbitMQ drops the job as unroutable.
+    """
+    async with running_worker(settings) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""Password reset through the app, with its outbox relay and reset mailer running on the real
-PostgreSQL, RabbitMQ and mail sink.
+"""Password reset through the app, with its outbox relay and the users worker (in this
+event loop) running on the real PostgreSQL, RabbitMQ, Redis and mail sink.
 
-Every address is unique: other test runs publish reset requests on the same exchange, and
-this module's queue receives them too (their accounts are not in this database).
+Jobs go to this module's own queue (``jobs_queue``), so no other worker takes them;
+every address is unique all the same, as the mail sink is shared by the session.
 """
 
 from __future__ import annotations
@@ -17,23 +17,26 @@ from urllib.parse import parse_qs, urlsplit
 import jsonschema
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
+from users_testkit import query, reset_jobs_run, wait_until
 
-from users.entrypoints.consumers.reset_mailer import CONSUMER_NAME
 from users.settings import UsersSettings
+from users.use_cases.jobs import SEND_PASSWORD_RESET_EMAIL
+from users.worker import UsersWorker
 
 CONTRACTS = Path(__file__).resolve().parents[4] / "contracts" / "events"
 
 
 @pytest.fixture(scope="module")
-def settings(settings: UsersSettings, reset_mailer_queue: str) -> UsersSettings:
-    return settings.model_copy(
-        update={
-            "run_outbox_relay": True,
-            "run_reset_mailer": True,
-            "reset_mailer_queue": reset_mailer_queue,
-        }
-    )
+def settings(settings: UsersSettings) -> UsersSettings:
+    return settings.model_copy(update={"run_outbox_relay": True})
+
+
+@pytest.fixture
+async def app(worker: UsersWorker, app: FastAPI) -> FastAPI:
+    """The app once the worker consumes (and so has declared) this module's job queue."""
+    return app
 
 
 def _address(name: str) -> str:
@@ -59,26 +62,20 @@ async def _request_reset(identity: Any, email: str) -> None:
 
 
 async def _query(settings: UsersSettings, sql: str, **params: Any) -> list[Any]:
-    engine = create_async_engine(settings.database_url)
-    async with engine.connect() as conn:
-        rows = list((await conn.execute(sa.text(sql), params)).all())
-    await engine.dispose()
-    return rows
+    return await query(settings, sql, **params)
 
 
 async def _wait_until_handled(settings: UsersSettings, requests: int) -> None:
-    """Until the reset mailer has committed ``requests`` requests of this database's outbox."""
-    sql = (
-        "SELECT count(*) FROM inbox JOIN outbox ON outbox.id = inbox.message_id "
-        "WHERE inbox.consumer = :consumer"
+    """Until the worker has committed ``requests`` reset-email jobs of this database's
+    outbox (each job's id is in the inbox, written with its effect), and no more."""
+    await wait_until(
+        lambda: _handled_at_least(settings, requests), within=15, what=f"{requests} jobs run"
     )
-    for _ in range(200):
-        [(handled,)] = await _query(settings, sql, consumer=CONSUMER_NAME)
-        if handled >= requests:
-            assert handled == requests
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the reset mailer handled {handled} of {requests} requests")
+    assert await reset_jobs_run(settings) == requests
+
+
+async def _handled_at_least(settings: UsersSettings, requests: int) -> bool:
+    return await reset_jobs_run(settings) >= requests
 
 
 async def test_reset_email_carries_a_single_use_link_that_sets_the_password(
@@ -206,7 +203,7 @@ async def test_bad_reset_token_is_400_and_weak_new_password_is_422(identity: Any
     assert weak.status_code == 422
 
 
-async def test_reset_records_its_events_each_honouring_its_contract(
+async def test_reset_records_its_events_each_honouring_its_contract_and_enqueues_its_job(
     identity: Any, mail: Any, settings: UsersSettings
 ) -> None:
     email = _address("evented")
@@ -218,20 +215,27 @@ async def test_reset_records_its_events_each_honouring_its_contract(
         json={"token": token, "new_password": "evented-pass-6"},
     )
     rows = await _query(
-        settings, "SELECT routing_key, payload, headers FROM outbox ORDER BY occurred_at"
+        settings,
+        "SELECT id, destination, routing_key, payload, headers FROM outbox ORDER BY occurred_at",
     )
-    assert [r.routing_key for r in rows[-3:]] == [
-        "users.user_registered.v1",
-        "users.password_reset_requested.v1",
-        "users.user_password_changed.v1",
+    assert [(r.destination, r.routing_key) for r in rows[-3:]] == [
+        ("events", "users.user_registered.v1"),
+        ("jobs", settings.jobs_queue),
+        ("events", "users.user_password_changed.v1"),
     ]
-    requested = rows[-2]
-    assert set(requested.payload) == {"email", "requested_at"}
-    assert requested.payload["email"] == email
-    assert "x-request-id" in requested.headers
-    assert rows[-1].payload["user_id"] == user["id"]
-    assert rows[-1].payload["reason"] == "reset"
-    for row in rows[-3:]:
+    registered, job, changed = rows[-3:]
+    # The job row is taskiq's message: its id, its kind, the request's email, no token.
+    assert job.payload["task_id"] == job.id.hex
+    assert job.payload["task_name"] == SEND_PASSWORD_RESET_EMAIL.task_name
+    assert job.payload["args"] == []
+    assert set(job.payload["kwargs"]) == {"email", "requested_at"}
+    assert job.payload["kwargs"]["email"] == email
+    assert job.payload["labels"]["max_attempts"] == 14
+    assert "x-request-id" in job.payload["labels"]
+    assert token not in json.dumps(job.payload)
+    assert changed.payload["user_id"] == user["id"]
+    assert changed.payload["reason"] == "reset"
+    for row in (registered, changed):
         name = row.routing_key.split(".", 1)[1]  # user_registered.v1
         schema = json.loads((CONTRACTS / f"{name}.json").read_text())
         jsonschema.validate(row.payload, schema, format_checker=jsonschema.FormatChecker())

@@ -1,7 +1,7 @@
 """A reset request does the same database work whether or not the account exists.
 
-The outbox relay and the reset mailer are off here (the suite's default), so the
-statements captured are the request's own.
+The outbox relay is off and no worker runs here (the suite's default), so the
+statements captured are the request's own: one outbox row, the reset-email job.
 """
 
 from __future__ import annotations

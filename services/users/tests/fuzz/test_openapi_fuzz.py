@@ -39,7 +39,7 @@ def users_process(settings: UsersSettings) -> Iterator[str]:
         "USERS_BCRYPT_ROUNDS": "4",
         "USERS_JWT_PRIVATE_KEY_FILE": str(settings.jwt_private_key_file),
         "USERS_RUN_OUTBOX_RELAY": "false",
-        "USERS_RUN_RESET_MAILER": "false",
+        "USERS_JOBS_QUEUE": settings.jobs_queue,
         "ADMIN_EMAIL": settings.admin_email,
         "ADMIN_PASSWORD": settings.admin_password.get_secret_value(),
         "SMTP_PORT": str(settings.smtp_port),

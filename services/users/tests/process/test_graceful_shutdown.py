@@ -26,8 +26,9 @@ async def test_sigterm_finishes_the_in_flight_request_then_exits(
             "USERS_JWT_PRIVATE_KEY_FILE": str(settings.jwt_private_key_file),
             "ADMIN_EMAIL": settings.admin_email,
             "ADMIN_PASSWORD": settings.admin_password.get_secret_value(),
-            # Not a consumer of the shared default queue (`make run` uses it).
-            "USERS_RUN_RESET_MAILER": "false",
+            # Jobs it enqueues would go to this module's queue, not `make run`'s.
+            "USERS_JOBS_QUEUE": settings.jobs_queue,
+            "DEAD_LETTERS_QUEUE": settings.dead_letters_queue,
         },
     )
     base = f"http://127.0.0.1:{port}"

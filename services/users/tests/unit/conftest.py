@@ -18,8 +18,8 @@ import pytest
 
 from emporium_kit.email import EmailDeliveryFailed, RenderedEmail
 from users.domain.model import ClientInfo, Credentials, LoginLockout, Session, User
+from users.use_cases.jobs import SEND_PASSWORD_RESET_EMAIL, JobKind
 from users.use_cases.ports_and_policy import Policy, PortsAndPolicy
-from users.use_cases.request_password_reset import PASSWORD_RESET_REQUESTED
 from users.use_cases.send_reset_email import send_reset_email
 
 
@@ -40,6 +40,7 @@ class World:
     refresh: dict[bytes, tuple[UUID, bool]] = field(default_factory=dict)
     resets: dict[bytes, FakeResetToken] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    jobs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     grants: dict[str, list[str]] = field(default_factory=lambda: {"admin": ["users:admin"]})
 
 
@@ -216,6 +217,9 @@ class FakeUnitOfWork:
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         self.draft.events.append((routing_key, payload))
 
+    async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
+        self.draft.jobs.append((kind.task_name, kwargs))
+
 
 class PlainHasher:
     """Hashes by prefixing, and counts the hashes it was asked for (bcrypt's cost)."""
@@ -305,17 +309,18 @@ class Harness:
     revocations: RecordingRevocations
     hasher: PlainHasher
     emails: SentEmails
-    delivered: int = 0
+    ran: int = 0
 
-    async def run_reset_mailer(self) -> None:
-        """What the reset mailer's consumer does: each new request, in a transaction of its own
-        that commits only if the use case returns."""
-        for key, payload in self.world.events[self.delivered :]:
-            self.delivered += 1
-            if key != PASSWORD_RESET_REQUESTED:
+    async def run_reset_jobs(self) -> None:
+        """What the users worker does with each new reset-email job: the use case in a
+        transaction of its own that commits only if it returns (a job that raised is
+        tried again: ``ran -= 1``)."""
+        for name, kwargs in self.world.jobs[self.ran :]:
+            self.ran += 1
+            if name != SEND_PASSWORD_RESET_EMAIL.task_name:
                 continue
             async with self.ports.uow() as uow:
-                await send_reset_email(self.ports, uow, email=payload["email"])
+                await send_reset_email(self.ports, uow, email=kwargs["email"])
                 await uow.commit()
 
     def reset_emails(self) -> list[dict[str, Any]]:

@@ -21,13 +21,11 @@ from users.domain.model import ClientInfo
 from users.use_cases.bootstrap_admin import bootstrap_admin
 from users.use_cases.change_roles import change_roles
 from users.use_cases.confirm_password_reset import confirm_password_reset
+from users.use_cases.jobs import SEND_PASSWORD_RESET_EMAIL
 from users.use_cases.log_in import log_in
 from users.use_cases.refresh_session import refresh_session
 from users.use_cases.register_user import register_user
-from users.use_cases.request_password_reset import (
-    PASSWORD_RESET_REQUESTED,
-    request_password_reset,
-)
+from users.use_cases.request_password_reset import request_password_reset
 
 CLIENT = ClientInfo(user_agent="tests", ip="192.0.2.1")
 
@@ -91,7 +89,7 @@ async def test_password_reset_ends_every_session_and_bumps_the_token_version(
     user, _ = await _user_and_login(harness)
     await log_in(harness.ports, email="ann@example.com", password="pass-1234", client=CLIENT)
     await request_password_reset(harness.ports, email="ANN@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     [mail] = harness.reset_emails()
     assert mail["to"] == "ann@example.com"
     assert mail["minutes"] == 30
@@ -106,7 +104,7 @@ async def test_password_reset_ends_every_session_and_bumps_the_token_version(
 async def test_reset_token_expires(harness: Any) -> None:
     await _user_and_login(harness)
     await request_password_reset(harness.ports, email="ann@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     harness.later(minutes=31)
     with pytest.raises(ResetTokenInvalid):
         await confirm_password_reset(
@@ -127,12 +125,12 @@ async def test_role_change_keeps_customer_and_protects_the_last_admin(harness: A
 
 async def test_reset_email_is_not_sent_when_the_account_is_unknown(harness: Any) -> None:
     await request_password_reset(harness.ports, email="nobody@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     assert harness.emails.sent == []
     assert harness.world.resets == {}
 
 
-async def test_a_reset_request_records_one_event_and_nothing_else_whether_or_not_the_account_exists(
+async def test_a_reset_request_enqueues_one_job_and_nothing_else_whether_or_not_the_account_exists(
     harness: Any,
 ) -> None:
     await register_user(
@@ -142,12 +140,13 @@ async def test_a_reset_request_records_one_event_and_nothing_else_whether_or_not
     before = copy.deepcopy(harness.world)
     await request_password_reset(harness.ports, email=" Known@Example.com ")
     await request_password_reset(harness.ports, email="unknown@example.com")
-    assert [key for key, _ in harness.world.events] == [PASSWORD_RESET_REQUESTED] * 2
-    assert [payload["email"] for _, payload in harness.world.events] == [
+    assert [name for name, _ in harness.world.jobs] == [SEND_PASSWORD_RESET_EMAIL.task_name] * 2
+    assert [kwargs["email"] for _, kwargs in harness.world.jobs] == [
         "known@example.com",
         "unknown@example.com",
     ]
-    harness.world.events.clear()
+    assert all(set(kwargs) == {"email", "requested_at"} for _, kwargs in harness.world.jobs)
+    harness.world.jobs.clear()
     assert harness.world == before
     assert harness.emails.sent == []
 
@@ -156,7 +155,7 @@ async def test_confirming_one_reset_token_ends_every_other_of_the_user(harness: 
     await _user_and_login(harness)
     for _ in range(3):
         await request_password_reset(harness.ports, email="ann@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     first, second, third = (mail["token"] for mail in harness.reset_emails())
     await confirm_password_reset(harness.ports, token=second, new_password="new-pass-1")
     for other in (first, third):
@@ -168,16 +167,16 @@ async def test_at_most_the_hourly_budget_of_reset_emails_is_sent(harness: Any) -
     await _user_and_login(harness)
     for _ in range(5):
         await request_password_reset(harness.ports, email="ann@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     assert len(harness.reset_emails()) == 3
     assert len(harness.world.resets) == 3
     harness.later(minutes=59)
     await request_password_reset(harness.ports, email="ann@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     assert len(harness.reset_emails()) == 3
     harness.later(minutes=1, seconds=1)
     await request_password_reset(harness.ports, email="ann@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     assert len(harness.reset_emails()) == 4
 
 
@@ -186,11 +185,11 @@ async def test_a_refused_reset_email_leaves_no_token_and_spends_no_budget(harnes
     await request_password_reset(harness.ports, email="ann@example.com")
     harness.emails.refuse_next = True
     with pytest.raises(EmailDeliveryFailed):
-        await harness.run_reset_mailer()
+        await harness.run_reset_jobs()
     assert harness.world.resets == {}
     # Delivered again, as the broker does after the rollback.
-    harness.delivered -= 1
-    await harness.run_reset_mailer()
+    harness.ran -= 1
+    await harness.run_reset_jobs()
     [mail] = harness.reset_emails()
     await confirm_password_reset(harness.ports, token=mail["token"], new_password="new-pass-1")
 
@@ -210,7 +209,7 @@ async def test_a_bad_used_or_expired_reset_token_is_refused_without_hashing(harn
     await _user_and_login(harness)
     await request_password_reset(harness.ports, email="ann@example.com")
     await request_password_reset(harness.ports, email="ann@example.com")
-    await harness.run_reset_mailer()
+    await harness.run_reset_jobs()
     used, expiring = (mail["token"] for mail in harness.reset_emails())
     await confirm_password_reset(harness.ports, token=used, new_password="new-pass-1")
     hashed = harness.hasher.hashed
