@@ -265,8 +265,9 @@ class EmailSender:
     Up to ``pool_size`` connections are kept and reused (connect, TLS and EHLO
     once, not per email; a worker sending many emails spends most of its time
     there otherwise), at most that many in use at once; a connection idle
-    longer than ``max_idle_seconds`` is closed. A kept connection the server
-    dropped is replaced at once, without counting as a failed attempt. A retry
+    longer than ``max_idle_seconds`` is closed. A kept connection is checked
+    with a NOOP before use, and one the server dropped is replaced at once,
+    without counting as a failed attempt. A retry
     after a connection lost at the very end of DATA may deliver an email
     twice; for notifications that is better than not at all.
     """
@@ -345,38 +346,33 @@ class EmailSender:
 
     async def _deliver(self, message: EmailMessage, recipient: str) -> None:
         async with self._slots:
-            client, reused = await self._checkout()
+            client = await self._checkout()
             try:
                 await client.send_message(
                     message, sender=self._settings.sender_address, recipients=[recipient]
                 )
-            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as error:
-                client.close()
-                if not reused:
-                    raise
-                # The server dropped a kept connection while it was idle: one fresh try.
-                logger.info("kept SMTP connection dropped (%r); reconnecting", error)
-                client = await self._connect()
-                try:
-                    await client.send_message(
-                        message, sender=self._settings.sender_address, recipients=[recipient]
-                    )
-                except BaseException:
-                    client.close()
-                    raise
             except BaseException:
                 client.close()
                 raise
             self._checkin(client)
 
-    async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
+    async def _checkout(self) -> aiosmtplib.SMTP:
+        """A kept connection that still answers (a NOOP, before anything of the email is
+        sent, so replacing a dropped one can never deliver twice), or a new one."""
         now = time.monotonic()
         while self._idle:
             since, client = self._idle.pop()
-            if client.is_connected and now - since <= self._settings.max_idle_seconds:
-                return client, True
-            client.close()
-        return await self._connect(), False
+            if not client.is_connected or now - since > self._settings.max_idle_seconds:
+                client.close()
+                continue
+            try:
+                await client.noop()
+            except (aiosmtplib.SMTPException, OSError) as error:
+                logger.info("kept SMTP connection dropped (%r); reconnecting", error)
+                client.close()
+                continue
+            return client
+        return await self._connect()
 
     def _checkin(self, client: aiosmtplib.SMTP) -> None:
         if len(self._idle) < self._settings.pool_size and client.is_connected:

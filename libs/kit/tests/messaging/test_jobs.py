@@ -322,3 +322,34 @@ async def test_outbox_lag_and_queue_depth_are_measured(
         await wait_until(lambda: REGISTRY.get_sample_value("job_queue_depth", queue) == 3)
     finally:
         sampling.cancel()
+
+
+async def test_a_job_whose_queue_does_not_exist_yet_stays_in_the_outbox_until_it_does(
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    tables: MessagingTables,
+    broker: AioPikaBroker,
+    service: str,
+) -> None:
+    @broker.task(task_name=f"{service}.later")
+    async def later() -> None:
+        return None
+
+    async with session_factory() as session, session.begin():
+        await add_job(session, tables.outbox, f"{service}.jobs", later)
+    relay = OutboxRelay(
+        engine, tables.outbox, AMQP_URL, name="kit-unroutable", retry_base_delay=0.01,
+        retry_max_delay=0.01,
+    )  # fmt: skip
+    try:
+        assert await relay.publish_pending() == 0  # no worker has declared the queue: unroutable
+        async with engine.connect() as conn:
+            row = (await conn.execute(sa.select(tables.outbox))).one()
+        assert row.published_at is None
+        assert row.attempts == 1
+        assert row.last_error
+        await broker.startup()  # a worker starts: the queue exists
+        await asyncio.sleep(0.05)
+        assert await relay.publish_pending() == 1
+    finally:
+        await relay.close()

@@ -397,7 +397,7 @@ class OutboxRelay:
                 connection = await connect(
                     self._amqp_url, connect_timeout=self._connect_timeout, client_name=self._name
                 )
-                channel = await connection.channel(publisher_confirms=True)
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
                 exchange = await declare_events_exchange(channel)
                 jobs_exchange = await declare_jobs_exchange(channel)
         except Exception as exc:
@@ -446,15 +446,25 @@ class OutboxRelay:
                 message = _job_message_for(row)
             else:
                 message.headers = {**(message.headers or {}), **current_trace_headers()}
-            await self._publish(exchange, row.routing_key, message)
+            # A job must reach its queue: unroutable (no worker has declared the
+            # queue yet) is a failed publish, retried with backoff. An event nobody
+            # subscribes to is simply not delivered.
+            await self._publish(
+                exchange, row.routing_key, message, mandatory=row.destination == JOBS
+            )
 
     async def _publish(
-        self, exchange: AbstractExchange, routing_key: str, message: aio_pika.Message
+        self,
+        exchange: AbstractExchange,
+        routing_key: str,
+        message: aio_pika.Message,
+        *,
+        mandatory: bool,
     ) -> None:
         # The robust channel waits for a reconnection before publishing, so the whole
         # call (not only the confirm) is bounded.
         async with asyncio.timeout(self._publish_timeout):
-            await exchange.publish(message, routing_key, mandatory=False)
+            await exchange.publish(message, routing_key, mandatory=mandatory)
 
     async def _reset_connection(self) -> None:
         connection = self._connection
