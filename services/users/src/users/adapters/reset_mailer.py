@@ -1,6 +1,6 @@
 """Composes the password-reset email from the service's templates.
 
-Delivery is not done here: the reset mailer's use case sends the composed
+Delivery is not done here: the reset email job's use case sends the composed
 email through the kit's ``EmailSender`` inside the transaction that stores the
 token's digest, so the link itself is never stored or logged.
 """

@@ -19,10 +19,10 @@ async def send_reset_email(
 ) -> bool:
     """Email a single-use reset link for a requested reset; whether one was sent.
 
-    Runs inside a transaction the caller commits (the reset mailer's event
-    consumer): the token row commits only once SMTP has accepted the email,
-    and a refused send raises, so both roll back and the request is delivered
-    again. Nothing is sent for an unknown account, nor beyond
+    Runs inside a transaction the caller commits (the reset email job, with
+    its job id in the inbox): the token row commits only once SMTP has
+    accepted the email, and a refused send raises, so both roll back and the
+    job is retried. Nothing is sent for an unknown account, nor beyond
     ``reset_emails_per_hour`` for one account: the count is taken under a
     per-user lock, so concurrent requests cannot exceed it. Only the token's
     digest is stored, and neither the token nor the link is logged.
