@@ -206,13 +206,16 @@ def worker_processes(manager_pid: int) -> list[psutil.Process]:
     return [manager, *manager.children(recursive=True)]
 
 
-def children_running(module: str) -> list[int]:
-    """The pids of this test process's children started as ``python -m <module>``."""
+def children_running(module: str, *, jobs_queue: str | None = None) -> list[int]:
+    """The pids of this test process's children started as ``python -m <module>`` (on
+    ``jobs_queue``: other modules' systems in this process, the e2e one, run workers too)."""
     found = []
     for child in psutil.Process().children(recursive=False):
         with contextlib.suppress(psutil.Error):
             cmdline = child.cmdline()
-            if "-m" in cmdline and cmdline[cmdline.index("-m") + 1 :][:1] == [module]:
+            if "-m" not in cmdline or cmdline[cmdline.index("-m") + 1 :][:1] != [module]:
+                continue
+            if jobs_queue is None or child.environ().get("USERS_JOBS_QUEUE") == jobs_queue:
                 found.append(child.pid)
     return found
 

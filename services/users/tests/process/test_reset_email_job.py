@@ -155,7 +155,7 @@ async def test_a_worker_killed_mid_email_leaves_one_email_one_token_and_one_run_
 
         # SIGKILL taskiq's manager and the worker process running the job, all at once
         # (the manager stopped first, so it cannot fork a replacement in between).
-        [manager_pid] = children_running("users.worker")
+        [manager_pid] = children_running("users.worker", jobs_queue=settings.jobs_queue)
         processes = worker_processes(manager_pid)
         assert len(processes) >= 2  # the manager and its worker
         processes[0].send_signal(signal.SIGSTOP)
