@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
 import orjson
@@ -32,6 +32,7 @@ from taskiq.receiver import Receiver
 
 from emporium_testkit.isolation import worker_id
 from emporium_testkit.processes import ChildProcess, free_port
+from emporium_testkit.proxy import TcpProxy as BaseTcpProxy
 from users.settings import UsersSettings
 from users.use_cases.jobs import SEND_PASSWORD_RESET_EMAIL
 from users.worker import UsersWorker, build_worker
@@ -348,86 +349,13 @@ class SmtpStandIn:
 # --- a TCP proxy in front of RabbitMQ, to play an outage without touching it ----------
 
 
-def proxied_url(amqp_url: str, port: int, **query: str) -> str:
-    """``amqp_url`` with ``127.0.0.1:<port>`` in place of the broker's address."""
-    parts = urlsplit(amqp_url)
-    credentials = parts.netloc.rpartition("@")[0]
-    netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
-    extra = "&".join(f"{key}={value}" for key, value in query.items())
-    return urlunsplit(parts._replace(netloc=netloc, query=extra or parts.query))
-
-
-class TcpProxy:
-    """A TCP proxy to a real server (the kit's ``BrokerProxy``, libs/kit/tests/messaging).
-
-    ``go_down()`` drops every tunnel and aborts each new connection at once, as an
-    unreachable broker would; ``come_up()`` forwards again. The server itself is never
-    touched, so other engineers' tests go on using it.
-    """
+class TcpProxy(BaseTcpProxy):
+    """The testkit's TCP proxy in front of RabbitMQ, made from the URL it stands in for."""
 
     def __init__(self, upstream_url: str) -> None:
         parts = urlsplit(upstream_url)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 5672)
+        super().__init__(parts.hostname or "127.0.0.1", parts.port or 5672)
         self._upstream_url = upstream_url
-        self._server: asyncio.Server | None = None
-        self._up = True
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tunnels: set[asyncio.Task[Any]] = set()
-        self.port = 0
-        self.refused = 0
 
     def url(self, **query: str) -> str:
-        return proxied_url(self._upstream_url, self.port, **query)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def go_down(self) -> None:
-        self._up = False
-        for writer in list(self._writers):
-            writer.transport.abort()
-
-    def come_up(self) -> None:
-        self._up = True
-
-    async def close(self) -> None:
-        self.go_down()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        if self._tunnels:
-            await asyncio.gather(*self._tunnels, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self._up:
-            self.refused += 1
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-        tunnel = asyncio.current_task()
-        assert tunnel is not None
-        self._tunnels.add(tunnel)
-        try:
-            await asyncio.gather(
-                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-            )
-        finally:
-            self._tunnels.discard(tunnel)
-            for end in (writer, up_writer):
-                self._writers.discard(end)
-                end.transport.abort()
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        finally:
-            sink.transport.abort()
+        return self.url_for(self._upstream_url, **query)

@@ -12,12 +12,13 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractChannel
 from asgi_lifespan import LifespanManager
-from ops_testkit import TcpProxy, dead_letter
+from ops_testkit import dead_letter
 from sqlalchemy.engine import make_url
 
 from emporium_kit.database import DatabaseSettings, create_engine
 from emporium_kit.messaging.dead_letters import declare_dead_letters, publish_dead_letter
 from emporium_testkit.isolation import truncate_all
+from emporium_testkit.proxy import TcpProxy
 from ops.adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ops.entrypoints.consumers.dead_letters import DeadLetterConsumer
 from ops.main import create_app

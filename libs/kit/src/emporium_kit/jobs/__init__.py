@@ -13,10 +13,11 @@ messaging parts for the outbox).
 """
 
 from emporium_kit.jobs.broker import create_job_broker, job_queue_name
-from emporium_kit.jobs.enqueue import Job, add_job, first_run
 from emporium_kit.jobs.processes import run_scheduler, run_worker
 from emporium_kit.jobs.retries import MAX_ATTEMPTS_LABEL, PermanentJobError
 from emporium_kit.jobs.scheduler import create_scheduler
+from emporium_kit.messaging.inbox import first_run
+from emporium_kit.messaging.outbox import Job, add_job
 from emporium_kit.retrying import is_retryable
 
 __all__ = [

@@ -22,8 +22,8 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from emporium_kit.context import request_id_var
 from emporium_kit.messaging.envelope import REQUEST_ID_HEADER
+from emporium_kit.messaging.outbox import JOBS_ENQUEUED
 
-JOBS_ENQUEUED = Counter("jobs_enqueued_total", "Jobs sent or written to the outbox", ["job"])
 JOBS_STARTED = Counter("jobs_started_total", "Job runs started (retries included)", ["job"])
 JOBS_SUCCEEDED = Counter("jobs_succeeded_total", "Job runs that succeeded", ["job"])
 JOBS_FAILED = Counter("jobs_failed_total", "Job runs that raised", ["job"])

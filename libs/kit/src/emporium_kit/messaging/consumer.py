@@ -21,10 +21,8 @@ handling crashes the process every time (it then lands in ``<queue>.dlq``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aio_pika
 import sqlalchemy as sa
@@ -34,8 +32,6 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
-    AbstractRobustConnection,
-    ConsumerTag,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,7 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from emporium_kit.retrying import backoff_seconds, is_retryable
 from emporium_kit.tracing import SpanKind, continue_trace
 
-from .broker import DEFAULT_CONNECT_TIMEOUT, connect, declare_quorum_queue
+from .broker import DEFAULT_CONNECT_TIMEOUT, declare_quorum_queue
+from .consuming import QueueConsumer
 from .dead_letters import DEAD_LETTERS_QUEUE, DeadLetter, declare_dead_letters, publish_dead_letter
 from .envelope import REQUEST_ID_HEADER, EventEnvelope, trace_id_from_traceparent
 
@@ -62,7 +59,7 @@ EventHandler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
 consumer commits after it returns (and rolls back if it raises)."""
 
 
-class EventConsumer:
+class EventConsumer(QueueConsumer):
     """Consumes ``routing_keys`` from the quorum queue ``queue`` with ``handler``."""
 
     def __init__(
@@ -85,121 +82,53 @@ class EventConsumer:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         shutdown_timeout: float = 30.0,
     ) -> None:
-        if prefetch < 1:
-            raise ValueError("prefetch must be at least 1")
-        self._amqp_url = amqp_url
-        self._queue_name = queue
+        super().__init__(
+            amqp_url,
+            name=consumer_name,
+            queue=queue,
+            prefetch=prefetch,
+            connect_timeout=connect_timeout,
+            shutdown_timeout=shutdown_timeout,
+        )
         self._routing_keys = list(routing_keys)
         self._handler = handler
         self._session_factory = session_factory
         self._inbox = inbox
         self._consumer_name = consumer_name
-        self._prefetch = prefetch
         self._delivery_limit = delivery_limit
         self._max_attempts = max(1, max_attempts)
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
         self._service = service
         self._dead_letters_queue = dead_letters_queue
-        self._connect_timeout = connect_timeout
-        self._shutdown_timeout = shutdown_timeout
-        self._log = logger.bind(consumer=consumer_name, queue=queue)
-
-        self._connection: AbstractRobustConnection | None = None
-        self._queue: AbstractQueue | None = None
         self._channel: AbstractChannel | None = None
         self._dead_letters: AbstractExchange | None = None
-        self._consumer_tag: ConsumerTag | None = None
-        self._stopping = False
-        self._in_flight: set[asyncio.Task[Any]] = set()
 
-    @property
-    def in_flight(self) -> int:
-        """How many messages are being handled right now."""
-        return len(self._in_flight)
-
-    async def start(self) -> None:
-        """Connect, declare the queue, its bindings and dead-letter queue, and consume.
-
-        Raises if the broker cannot be reached now; once started, the robust
-        connection reconnects and resumes consuming by itself.
-        """
-        if self._connection is not None:
-            raise RuntimeError(f"consumer {self._consumer_name!r} is already started")
-        self._stopping = False
-        connection = await connect(
-            self._amqp_url, connect_timeout=self._connect_timeout, client_name=self._consumer_name
+    async def _declare(self, channel: AbstractChannel) -> AbstractQueue:
+        """The quorum queue with its bindings and broker-side dead-letter queue, its
+        retry queue, and the system's dead-letter list."""
+        queue = await declare_quorum_queue(
+            channel,
+            self._queue_name,
+            routing_keys=self._routing_keys,
+            delivery_limit=self._delivery_limit,
         )
-        try:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=self._prefetch)
-            queue = await declare_quorum_queue(
-                channel,
-                self._queue_name,
-                routing_keys=self._routing_keys,
-                delivery_limit=self._delivery_limit,
-            )
-            # Retries wait here until their TTL expires, then return to the queue.
-            await channel.declare_queue(
-                retry_queue_name(self._queue_name),
-                durable=True,
-                arguments={
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self._queue_name,
-                },
-            )
-            self._dead_letters, _ = await declare_dead_letters(channel, self._dead_letters_queue)
-            self._channel = channel
-            self._consumer_tag = await queue.consume(self._on_message)
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection, self._queue = connection, queue
-        self._log.info("event_consumer_started", routing_keys=self._routing_keys)
+        # Retries wait here until their TTL expires, then return to the queue.
+        await channel.declare_queue(
+            retry_queue_name(self._queue_name),
+            durable=True,
+            arguments={
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self._queue_name,
+            },
+        )
+        self._dead_letters, _ = await declare_dead_letters(channel, self._dead_letters_queue)
+        self._channel = channel
+        self._log.info("event_consumer_declared", routing_keys=self._routing_keys)
+        return queue
 
-    async def stop(self) -> None:
-        """Stop taking messages, let in-flight handlers finish, then disconnect.
-
-        Handlers still running after ``shutdown_timeout`` are cancelled: their
-        transactions roll back and their messages, never acked, are redelivered.
-        """
-        connection, queue, tag = self._connection, self._queue, self._consumer_tag
-        if connection is None:
-            return
-        self._stopping = True
-        if queue is not None and tag is not None:
-            try:
-                await queue.cancel(tag, timeout=self._connect_timeout)
-            except Exception as exc:
-                self._log.warning("event_consumer_cancel_failed", error=repr(exc))
-        if self._in_flight:
-            self._log.info("event_consumer_draining", in_flight=len(self._in_flight))
-            _, pending = await asyncio.wait(set(self._in_flight), timeout=self._shutdown_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                self._log.warning("event_consumer_handlers_cancelled", cancelled=len(pending))
-                await asyncio.gather(*pending, return_exceptions=True)
-        try:
-            await connection.close()
-        finally:
-            self._connection = self._queue = self._consumer_tag = None
-            self._channel = self._dead_letters = None
-            self._log.info("event_consumer_stopped")
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if self._stopping:
-            # Arrived between stop() and the broker's cancel-ok: hand it back untouched.
-            await self._settle(message.nack(requeue=True), "nack")
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            await self._handle(message)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
+    def _stopped(self) -> None:
+        self._channel = self._dead_letters = None
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -330,14 +259,6 @@ class EventConsumer:
                 return False
             await self._handler(session, envelope)
         return True
-
-    async def _settle(self, outcome: Awaitable[None], action: str) -> None:
-        # Settling fails only when the channel is gone; the broker then redelivers
-        # the message, and the inbox absorbs the repeat.
-        try:
-            await outcome
-        except Exception as exc:
-            self._log.warning("event_settle_failed", action=action, error=repr(exc))
 
     def _log_context(
         self, envelope: EventEnvelope, message: AbstractIncomingMessage

@@ -32,23 +32,24 @@ MAX_ERROR_CHARS = 4000
 MessageKind = Literal["job", "event"]
 
 
-def _json_headers(headers: Mapping[str, Any]) -> dict[str, JsonValue]:
-    """AMQP header values as JSON: bytes as text, dates as ISO strings, the rest as is."""
-    out: dict[str, JsonValue] = {}
-    for key, value in headers.items():
-        if isinstance(value, bytes):
-            out[key] = value.decode("utf-8", "replace")
-        elif isinstance(value, datetime):
-            out[key] = value.isoformat()
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out[key] = value
-        elif isinstance(value, list | tuple):
-            out[key] = [str(item) for item in value]
-        elif isinstance(value, Mapping):
-            out[key] = {str(k): str(v) for k, v in value.items()}
-        else:
-            out[key] = str(value)
-    return out
+def json_headers(headers: Mapping[str, Any]) -> dict[str, JsonValue]:
+    """AMQP header values as JSON: bytes as text, dates as ISO strings, tables and arrays
+    recursively, decimals and anything else as text."""
+    return {str(key): _json_value(value) for key, value in headers.items()}
+
+
+def _json_value(value: Any) -> JsonValue:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return json_headers(value)
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return str(value)  # decimals and anything else
 
 
 class DeadLetter(BaseModel):
@@ -93,7 +94,7 @@ class DeadLetter(BaseModel):
             name=name,
             message_id=message_id,
             body_base64=base64.b64encode(body).decode("ascii"),
-            headers=_json_headers(headers),
+            headers=json_headers(headers),
             attempts=max(1, attempts),
             first_failed_at=first_failed_at or now,
             last_failed_at=now,

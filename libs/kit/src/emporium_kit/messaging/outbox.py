@@ -1,17 +1,28 @@
-"""Writing events to the outbox inside the caller's unit of work."""
+"""Writing events and jobs to the outbox inside the caller's unit of work.
+
+:func:`add_job` writes a job's message as the events are written: the job is
+sent if and only if the change committed, and never lost once it did (the
+relay publishes it to :data:`~emporium_kit.messaging.broker.JOBS_EXCHANGE`,
+at least once). It needs no job library: the service process that enqueues
+does not load the worker's.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from emporium_kit.context import current_request_id
 from emporium_kit.tracing import current_trace_headers
 
 from .envelope import REQUEST_ID_HEADER, EventEnvelope, JSONValue
+
+JOBS_ENQUEUED = Counter("jobs_enqueued_total", "Jobs sent or written to the outbox", ["job"])
 
 
 async def add_event(
@@ -45,3 +56,57 @@ async def add_event(
         )
     )
     return envelope.id
+
+
+class Job(Protocol):
+    """What a declared job (taskiq's decorated task) offers for enqueueing."""
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def labels(self) -> dict[str, Any]: ...
+
+
+async def add_job(
+    session_or_conn: AsyncSession | AsyncConnection,
+    outbox_table: sa.Table,
+    queue: str,
+    job: Job,
+    /,
+    **kwargs: Any,
+) -> uuid.UUID:
+    """Enqueue ``job(**kwargs)`` on the job queue ``queue`` (``job_queue_name(service)``)
+    with the caller's transaction; returns the job id.
+
+    ``kwargs`` must be JSON values. The job carries the current trace context and
+    request id, so its logs and spans join the request that caused it.
+    """
+    job_id = uuid.uuid4()
+    labels: dict[str, Any] = {**job.labels, **current_trace_headers()}
+    labels.pop("schedule", None)
+    request_id = current_request_id()
+    if request_id is not None:
+        labels[REQUEST_ID_HEADER] = request_id
+    # The job library's message (taskiq's TaskiqMessage, as its JSON formatter
+    # writes it), built here so that enqueueing needs no job library loaded.
+    message: dict[str, Any] = {
+        "task_id": job_id.hex,
+        "task_name": job.task_name,
+        "labels": labels,
+        "labels_types": None,
+        "args": [],
+        "kwargs": kwargs,
+    }
+    await session_or_conn.execute(
+        sa.insert(outbox_table).values(
+            id=job_id,
+            destination="jobs",
+            routing_key=queue,
+            payload=message,
+            headers=current_trace_headers(),
+            occurred_at=sa.func.now(),
+        )
+    )
+    JOBS_ENQUEUED.labels(job=job.task_name).inc()
+    return job_id

@@ -9,8 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from emporium_kit.context import current_request_id
 from emporium_kit.database import create_session_factory
-from emporium_kit.jobs import add_job
-from emporium_kit.messaging.outbox import add_event
+from emporium_kit.messaging.outbox import add_event, add_job
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,
     SqlSessionRepository,
