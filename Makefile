@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 PACKAGES := libs/kit libs/testkit services/users services/ops services/gateway stand-ins/mailsink
 PYPROJECTS := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
 SERVICES_WITH_DB := users ops
+SEED_PRODUCTS ?= 100000
 
 
-.PHONY: help install check-deps migrate run test lint fmt openapi bench clean
+.PHONY: help install check-deps migrate run test lint fmt openapi bench seed clean
 
 help: ## List the make targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +54,9 @@ fmt: $(STAMP) ## Format and autofix the code
 
 openapi: $(STAMP) ## Regenerate the committed OpenAPI documents
 	$(BIN)/python scripts/openapi.py
+
+seed: migrate ## Load a deterministic demo catalogue (SEED_PRODUCTS=100000) with COPY; idempotent
+	@$(BIN)/python scripts/seed_catalog.py --products $(SEED_PRODUCTS)
 
 bench: migrate ## Run the benchmarks and print the tables (docs/performance.md)
 	@bash bench/run.sh
