@@ -1,0 +1,1 @@
+"""Emporium catalogue service: categories, products, stock, search."""

@@ -1,0 +1,1 @@
+"""db of the catalogue service."""

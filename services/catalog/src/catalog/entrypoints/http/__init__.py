@@ -1,0 +1,1 @@
+"""http of the catalogue service."""

@@ -1,0 +1,1 @@
+"""use_cases of the catalogue service."""
