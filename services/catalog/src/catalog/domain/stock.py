@@ -129,6 +129,10 @@ class Reservation:
     order_id: UUID
     status: ReservationStatus
     lines: tuple[StockLine, ...]
+    """What the order asked for, one line per product, by product id (none for a
+    cancellation that overtook its placement)."""
+    rejected: tuple[RejectedLine, ...] = ()
+    """When ``rejected``: the lines refused, with why."""
 
 
 def reservation_lines(lines: Iterable[StockLine]) -> tuple[StockLine, ...]:
@@ -159,9 +163,13 @@ def rejected_lines(
     for line in lines:
         product = stock.get(line.product_id)
         if product is None:
-            rejected.append(RejectedLine(line.product_id, line.quantity, RejectionReason.UNKNOWN_PRODUCT))
+            rejected.append(
+                RejectedLine(line.product_id, line.quantity, RejectionReason.UNKNOWN_PRODUCT)
+            )
         elif product.deleted:
-            rejected.append(RejectedLine(line.product_id, line.quantity, RejectionReason.PRODUCT_DELETED))
+            rejected.append(
+                RejectedLine(line.product_id, line.quantity, RejectionReason.PRODUCT_DELETED)
+            )
         elif product.available < line.quantity:
             rejected.append(
                 RejectedLine(
