@@ -65,7 +65,46 @@ class CatalogSettings(ServiceSettings):
     )
 
     # --- inventory ---
-    # (the order-event consumers and stock reservations add their settings here)
+    # The order-event consumers (python -m catalog.consumers): stock reservations.
+    orders_queue: str = Field(
+        default="catalog.orders",
+        description="The quorum queue the catalogue consumes order events from "
+        "(orders.order_placed.v1, orders.order_paid.v1, orders.order_cancelled.v1); "
+        "<queue>.retry holds retries, failures past the limit go to DEAD_LETTERS_QUEUE.",
+    )
+    consumer_prefetch: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Order events one consumer process handles at once (each is acked "
+        "after its transaction committed).",
+    )
+    consumer_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts of an order event whose handling fails with an error that "
+        "can pass (database down, deadlock) before it is dead-lettered; errors that "
+        "cannot pass (a malformed event, a payment for an unknown reservation) are "
+        "dead-lettered at once.",
+    )
+    consumer_retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="Backoff base of a retried order event (full jitter)."
+    )
+    consumer_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest backoff of a retried order event."
+    )
+    consumer_delivery_limit: int = Field(
+        default=10,
+        ge=1,
+        description="The queue's x-delivery-limit: the broker's own safety net for a "
+        "message whose handling crashes the process every time (it lands in <queue>.dlq).",
+    )
+    consumers_run_outbox_relay: bool = Field(
+        default=True,
+        description="Publish outbox rows (the stock events the consumers write) from the "
+        "consumer process too, so stock answers go out while the API process is down; "
+        "relays share the outbox without publishing a row twice (SKIP LOCKED).",
+    )
 
     # --- exchange rates ---
     # (the rates provider, its Redis cache and the refresh job add their settings here)
