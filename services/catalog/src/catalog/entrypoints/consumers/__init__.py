@@ -1,0 +1,1 @@
+"""Event consumers of the catalogue: the order events that move stock."""
