@@ -107,7 +107,102 @@ class CatalogSettings(ServiceSettings):
     )
 
     # --- exchange rates ---
-    # (the rates provider, its Redis cache and the refresh job add their settings here)
+    # ?currency= on product reads: a Frankfurter-shaped rates provider (the fxstandin
+    # stand-in in development), its last table in Redis, and the worker's refresh job.
+    fx_provider_url: str = Field(
+        default="http://127.0.0.1:8030",
+        description="Base URL of the exchange-rates provider (Frankfurter's API: "
+        "GET /latest?base=...).",
+    )
+    fx_base_currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="The base of the cached rate table; other pairs are crossed through it.",
+    )
+    fx_refresh_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="How often the scheduler has the worker fetch the rates into Redis.",
+    )
+    fx_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Deadline of each attempt of the refresh job's fetch."
+    )
+    fx_retry_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Attempts of the refresh job's fetch (a GET: every transient failure "
+        "is retried, full-jitter backoff); the job itself is retried after that.",
+    )
+    fx_request_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Deadline of the one fetch a product read may make when no rates are "
+        "cached at all (one attempt; reads otherwise never call the provider).",
+    )
+    fx_fetch_when_empty: bool = Field(
+        default=True,
+        description="Let a product read fetch the rates (once per process at a time) when "
+        "Redis has none yet; false: such reads answer fx_error until the job ran.",
+    )
+    fx_breaker_threshold: int = Field(
+        default=5,
+        ge=1,
+        description="Failed calls to the rates provider in a row that open its circuit "
+        "(calls then fail at once, without touching the network).",
+    )
+    fx_breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, description="How long the circuit stays open before a trial call."
+    )
+    fx_cache_key_prefix: str = Field(
+        default="catalog:fx:",
+        min_length=1,
+        description="Prefix of the Redis keys holding the rate tables.",
+    )
+    fx_local_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long an API process reuses the table it last read from Redis "
+        "(0: read Redis on every converted read).",
+    )
+    fx_read_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest a product read waits for its conversion (Redis, or the first "
+        "fetch); after it the read answers with fx_error.",
+    )
+    # The worker (python -m catalog.worker) and scheduler (python -m catalog.scheduler).
+    jobs_queue: str = Field(
+        default="catalog.jobs",
+        min_length=1,
+        max_length=200,
+        description="The catalogue's job queue (the scheduler sends, every worker consumes).",
+    )
+    jobs_retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="Scale of a failed job's exponential backoff."
+    )
+    jobs_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait before a job's next attempt."
+    )
+    worker_concurrency: int = Field(
+        default=10, ge=1, le=1000, description="Jobs one worker process runs at once."
+    )
+    worker_metrics_port: int = Field(
+        default=9102,
+        ge=0,
+        le=65535,
+        description="Port of the worker's Prometheus /metrics (0: none).",
+    )
+    cleanup_interval_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="How often the scheduler runs the clean-up of old outbox and inbox rows.",
+    )
+    prune_messages_after_days: int = Field(
+        default=7,
+        ge=1,
+        description="Age past which published outbox and processed inbox rows are deleted.",
+    )
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
