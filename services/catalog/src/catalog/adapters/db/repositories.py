@@ -1,0 +1,278 @@
+"""The category and product repositories on SQLAlchemy Core.
+
+Each works on the executor it is given: a unit of work's session (a write
+transaction), an autocommit connection (reads), or the session of an event
+consumer or job that owns the transaction. Database errors that mean a broken
+rule (a taken slug or SKU, a category that vanished) become domain errors here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from catalog.adapters.db.product_search import PRODUCT_COLUMNS, listing_query
+from catalog.adapters.db.tables import categories, products
+from catalog.domain.categories import Category
+from catalog.domain.errors import (
+    ParentCategoryNotFound,
+    ProductCategoryNotFound,
+    SkuTaken,
+    SlugTaken,
+)
+from catalog.domain.listing import ProductQuery
+from catalog.domain.money import Money
+from catalog.domain.products import NewProduct, Product, StockLevel
+
+Executor = AsyncSession | AsyncConnection
+
+# Any constant: the key of the transaction-level advisory lock on the tree's shape.
+_TREE_LOCK_KEY = 0x6361_7461_6C6F_67  # "catalog"
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint asyncpg reports as violated."""
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)
+    return name if isinstance(name, str) else None
+
+
+def category_of(row: Any) -> Category:
+    return Category(
+        id=row.id,
+        name=row.name,
+        slug=row.slug,
+        parent_id=row.parent_id,
+        path=row.path,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def product_of(row: Any) -> Product:
+    return Product(
+        id=row.id,
+        sku=row.sku,
+        name=row.name,
+        description=row.description,
+        price=Money(row.price_amount, row.currency),
+        category_id=row.category_id,
+        attributes=dict(row.attributes),
+        image_urls=tuple(row.image_urls),
+        stock=StockLevel(on_hand=row.on_hand, reserved=row.reserved),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
+    )
+
+
+_CATEGORY_COLUMNS = tuple(categories.c)
+
+
+class SqlCategoryRepository:
+    def __init__(self, executor: Executor) -> None:
+        self._x = executor
+
+    async def all(self) -> list[Category]:
+        rows = (
+            await self._x.execute(sa.select(*_CATEGORY_COLUMNS).order_by(categories.c.path))
+        ).all()
+        return [category_of(row) for row in rows]
+
+    async def get(self, category_id: UUID, *, for_update: bool = False) -> Category | None:
+        query = sa.select(*_CATEGORY_COLUMNS).where(categories.c.id == category_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._x.execute(query)).first()
+        return category_of(row) if row is not None else None
+
+    async def add(self, category: Category) -> Category:
+        try:
+            row = (
+                await self._x.execute(
+                    sa.insert(categories)
+                    .values(
+                        id=category.id,
+                        name=category.name,
+                        slug=category.slug,
+                        parent_id=category.parent_id,
+                        path=category.path,
+                    )
+                    .returning(*_CATEGORY_COLUMNS)
+                )
+            ).one()
+        except IntegrityError as exc:
+            raise self._translated(exc, category.slug) from exc
+        return category_of(row)
+
+    async def update(
+        self, category_id: UUID, *, name: str, slug: str, parent_id: UUID | None, path: str
+    ) -> Category:
+        try:
+            old_path = (
+                await self._x.execute(
+                    sa.select(categories.c.path).where(categories.c.id == category_id)
+                )
+            ).scalar_one()
+            if old_path != path:
+                # The subtree moves with it: every path under the old prefix is re-rooted.
+                await self._x.execute(
+                    sa.update(categories)
+                    .where(categories.c.path.startswith(old_path))
+                    .values(
+                        path=sa.literal(path) + sa.func.substr(categories.c.path, len(old_path) + 1)
+                    )
+                )
+            row = (
+                await self._x.execute(
+                    sa.update(categories)
+                    .where(categories.c.id == category_id)
+                    .values(name=name, slug=slug, parent_id=parent_id, updated_at=sa.func.now())
+                    .returning(*_CATEGORY_COLUMNS)
+                )
+            ).one()
+        except IntegrityError as exc:
+            raise self._translated(exc, slug) from exc
+        return category_of(row)
+
+    async def delete(self, category_id: UUID) -> None:
+        await self._x.execute(sa.delete(categories).where(categories.c.id == category_id))
+
+    async def has_children(self, category_id: UUID) -> bool:
+        query = sa.select(sa.exists().where(categories.c.parent_id == category_id))
+        return bool((await self._x.execute(query)).scalar())
+
+    async def lock_tree(self) -> None:
+        await self._x.execute(sa.select(sa.func.pg_advisory_xact_lock(_TREE_LOCK_KEY)))
+
+    @staticmethod
+    def _translated(exc: IntegrityError, slug: str) -> Exception:
+        constraint = _constraint(exc)
+        if constraint == "uq_categories_slug":
+            return SlugTaken(slug)
+        if constraint == "fk_categories_parent_id_categories":
+            return ParentCategoryNotFound()
+        return exc
+
+
+class SqlProductRepository:
+    def __init__(self, executor: Executor) -> None:
+        self._x = executor
+
+    async def add(self, product: NewProduct, *, product_id: UUID) -> Product:
+        try:
+            row = (
+                await self._x.execute(
+                    sa.insert(products)
+                    .values(
+                        id=product_id,
+                        sku=product.sku,
+                        name=product.name,
+                        description=product.description,
+                        price_amount=product.price.amount,
+                        currency=product.price.currency,
+                        category_id=product.category_id,
+                        attributes=product.attributes,
+                        image_urls=list(product.image_urls),
+                        on_hand=product.stock,
+                        reserved=0,
+                    )
+                    .returning(*PRODUCT_COLUMNS)
+                )
+            ).one()
+        except IntegrityError as exc:
+            raise self._translated(exc, product.sku) from exc
+        return product_of(row)
+
+    async def get(self, product_id: UUID) -> Product | None:
+        row = (
+            await self._x.execute(
+                sa.select(*PRODUCT_COLUMNS).where(
+                    products.c.id == product_id, products.c.deleted_at.is_(None)
+                )
+            )
+        ).first()
+        return product_of(row) if row is not None else None
+
+    async def update(self, product_id: UUID, changes: Mapping[str, Any]) -> Product | None:
+        values: dict[str, Any] = {"updated_at": sa.func.now()}
+        for name, value in changes.items():
+            if name == "price":
+                assert isinstance(value, Money)
+                values["price_amount"], values["currency"] = value.amount, value.currency
+            elif name == "image_urls":
+                values[name] = list(value)
+            else:
+                values[name] = value
+        try:
+            row = (
+                await self._x.execute(
+                    sa.update(products)
+                    .where(products.c.id == product_id, products.c.deleted_at.is_(None))
+                    .values(**values)
+                    .returning(*PRODUCT_COLUMNS)
+                )
+            ).first()
+        except IntegrityError as exc:
+            raise self._translated(exc, "") from exc
+        return product_of(row) if row is not None else None
+
+    async def soft_delete(self, product_id: UUID) -> Product | None:
+        row = (
+            await self._x.execute(
+                sa.update(products)
+                .where(products.c.id == product_id, products.c.deleted_at.is_(None))
+                .values(deleted_at=sa.func.now(), updated_at=sa.func.now())
+                .returning(*PRODUCT_COLUMNS)
+            )
+        ).first()
+        return product_of(row) if row is not None else None
+
+    async def set_on_hand(self, product_id: UUID, quantity: int) -> Product | None:
+        row = (
+            await self._x.execute(
+                sa.update(products)
+                .where(
+                    products.c.id == product_id,
+                    products.c.deleted_at.is_(None),
+                    products.c.reserved <= quantity,
+                )
+                .values(on_hand=quantity, updated_at=sa.func.now())
+                .returning(*PRODUCT_COLUMNS)
+            )
+        ).first()
+        return product_of(row) if row is not None else None
+
+    async def page(self, query: ProductQuery) -> list[tuple[Product, float | None]]:
+        rows = (await self._x.execute(listing_query(query))).all()
+        return [(product_of(row), row.score) for row in rows]
+
+    async def batch(self, ids: Sequence[UUID]) -> list[Product]:
+        if not ids:
+            return []
+        rows = (
+            await self._x.execute(sa.select(*PRODUCT_COLUMNS).where(products.c.id.in_(ids)))
+        ).all()
+        return [product_of(row) for row in rows]
+
+    async def has_live_products_in(self, category_id: UUID) -> bool:
+        query = sa.select(
+            sa.exists().where(
+                products.c.category_id == category_id, products.c.deleted_at.is_(None)
+            )
+        )
+        return bool((await self._x.execute(query)).scalar())
+
+    @staticmethod
+    def _translated(exc: IntegrityError, sku: str) -> Exception:
+        constraint = _constraint(exc)
+        if constraint == "uq_products_sku_live":
+            return SkuTaken(sku)
+        if constraint == "fk_products_category_id_categories":
+            return ProductCategoryNotFound()
+        return exc

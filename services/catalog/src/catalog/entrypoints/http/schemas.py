@@ -1,0 +1,363 @@
+"""Request and response bodies of the catalogue's routes.
+
+Every request model forbids unknown fields (422) and every string is bounded and
+free of control characters, so hostile input stops here. The published JSON
+Schema of each field states the rules its validation applies, so a client, or a
+fuzzer, that follows the document is not refused.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Final
+from uuid import UUID
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+
+from catalog.domain.categories import Category, CategoryNode
+from catalog.domain.money import DisplayPrice, Money
+from catalog.domain.products import (
+    MAX_ATTRIBUTE_NAME_LENGTH,
+    MAX_ATTRIBUTE_TEXT_LENGTH,
+    MAX_ATTRIBUTES,
+    MAX_IMAGE_URLS,
+    MAX_STOCK,
+    Product,
+)
+
+CURRENCY_CODES: Final = tuple(sorted(currency.alpha_3 for currency in pycountry.currencies))
+"""Every ISO 4217 alphabetic code."""
+_KNOWN_CURRENCIES: Final = frozenset(CURRENCY_CODES)
+MAX_AMOUNT: Final = 2**63 - 1
+"""Amounts are PostgreSQL bigints."""
+MAX_ATTRIBUTE_NUMBER: Final = 2**53
+"""Attribute numbers stay exact in every JSON client."""
+
+
+def _known_currency(value: str) -> str:
+    if value not in _KNOWN_CURRENCIES:
+        raise ValueError("must be an ISO 4217 currency code, such as USD or EUR")
+    return value
+
+
+CurrencyCode = Annotated[
+    str,
+    AfterValidator(_known_currency),
+    WithJsonSchema(
+        {"type": "string", "enum": list(CURRENCY_CODES), "description": "ISO 4217 code."}
+    ),
+]
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_rfc3339, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+# No control characters, no whitespace at either end, at least one character.
+NAME_PATTERN: Final = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+TEXT_PATTERN: Final = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+LINE_PATTERN: Final = r"^[^\x00-\x1f\x7f]*$"
+SLUG_PATTERN: Final = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SKU_PATTERN: Final = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$"
+HTTPS_URL_PATTERN: Final = (
+    r"^https://[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"(?::[0-9]{1,5})?(?:[/?#][^\s\x00-\x1f\x7f]*)?$"
+)
+
+ProductName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+Description = Annotated[str, StringConstraints(max_length=5000, pattern=TEXT_PATTERN)]
+Slug = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SLUG_PATTERN)]
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SKU_PATTERN)]
+ImageUrl = Annotated[
+    str, StringConstraints(min_length=9, max_length=2048, pattern=HTTPS_URL_PATTERN)
+]
+AttributeName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ATTRIBUTE_NAME_LENGTH, pattern=LINE_PATTERN),
+]
+AttributeText = Annotated[
+    str, StringConstraints(max_length=MAX_ATTRIBUTE_TEXT_LENGTH, pattern=LINE_PATTERN)
+]
+AttributeInteger = Annotated[StrictInt, Field(ge=-MAX_ATTRIBUTE_NUMBER, le=MAX_ATTRIBUTE_NUMBER)]
+AttributeFloat = Annotated[
+    StrictFloat,
+    Field(ge=-MAX_ATTRIBUTE_NUMBER, le=MAX_ATTRIBUTE_NUMBER, allow_inf_nan=False),
+]
+AttributeValue = StrictBool | AttributeInteger | AttributeFloat | AttributeText
+Attributes = Annotated[
+    dict[AttributeName, AttributeValue],
+    Field(
+        max_length=MAX_ATTRIBUTES,
+        description=f"A flat object of at most {MAX_ATTRIBUTES} attributes; each value a "
+        "string, number or boolean (no nested objects or arrays).",
+    ),
+]
+ImageUrls = Annotated[
+    list[ImageUrl], Field(max_length=MAX_IMAGE_URLS, description="https URLs, at most 10.")
+]
+Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Publish an optional field that may be omitted but not sent as null."""
+    branches = schema.pop("anyOf")
+    schema.pop("default", None)
+    schema.update(next(branch for branch in branches if branch.get("type") != "null"))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=8192)
+
+
+class Price(Strict):
+    amount: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT, description="Minor units.")]
+    currency: CurrencyCode
+
+    def to_money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @classmethod
+    def of(cls, money: Money) -> Price:
+        return cls(amount=money.amount, currency=money.currency)
+
+
+# --- categories ---
+
+
+class CategoryCreate(Strict):
+    name: CategoryName
+    slug: Slug = Field(description="Unique among categories.")
+    parent_id: UUID | None = Field(default=None, description="Absent or null: a root.")
+
+
+class CategoryUpdate(Strict):
+    """Only the fields sent change; ``parent_id: null`` makes the category a root."""
+
+    name: Annotated[CategoryName | None, Field(json_schema_extra=_not_nullable)] = None
+    slug: Annotated[Slug | None, Field(json_schema_extra=_not_nullable)] = None
+    parent_id: UUID | None = None
+
+    @field_validator("name", "slug")
+    @classmethod
+    def _cannot_be_cleared(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class CategoryOut(BaseModel):
+    id: UUID
+    name: str
+    slug: str
+    parent_id: UUID | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, category: Category) -> CategoryOut:
+        return cls(
+            id=category.id,
+            name=category.name,
+            slug=category.slug,
+            parent_id=category.parent_id,
+            created_at=category.created_at,
+            updated_at=category.updated_at,
+        )
+
+
+class CategoryTreeOut(BaseModel):
+    id: UUID
+    name: str
+    slug: str
+    parent_id: UUID | None
+    children: list[CategoryTreeOut]
+
+    @classmethod
+    def of(cls, node: CategoryNode) -> CategoryTreeOut:
+        category = node.category
+        return cls(
+            id=category.id,
+            name=category.name,
+            slug=category.slug,
+            parent_id=category.parent_id,
+            children=[cls.of(child) for child in node.children],
+        )
+
+
+# --- products ---
+
+
+class ProductCreate(Strict):
+    sku: Sku = Field(description="Unique among live products.")
+    name: ProductName
+    description: Description = ""
+    price: Price
+    category_id: UUID
+    attributes: Attributes = Field(default_factory=dict)
+    image_urls: ImageUrls = Field(default_factory=list)
+    stock: Stock = Field(default=0, description="Initial stock on hand.")
+
+
+class ProductUpdate(Strict):
+    """Only the fields sent change; ``sku`` and ``stock`` are not changeable here
+    (stock has ``PUT /products/{id}/stock``), and none may be null."""
+
+    name: Annotated[ProductName | None, Field(json_schema_extra=_not_nullable)] = None
+    description: Annotated[Description | None, Field(json_schema_extra=_not_nullable)] = None
+    price: Annotated[Price | None, Field(json_schema_extra=_not_nullable)] = None
+    category_id: Annotated[UUID | None, Field(json_schema_extra=_not_nullable)] = None
+    attributes: Annotated[Attributes | None, Field(json_schema_extra=_not_nullable)] = None
+    image_urls: Annotated[ImageUrls | None, Field(json_schema_extra=_not_nullable)] = None
+
+    @field_validator("*")
+    @classmethod
+    def _cannot_be_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, as the use case takes them."""
+        changes: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            changes[name] = value.to_money() if isinstance(value, Price) else value
+        return changes
+
+
+class StockUpdate(Strict):
+    quantity: Stock = Field(description="Stock on hand; at least what is reserved.")
+
+
+class StockOut(BaseModel):
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class ProductOut(BaseModel):
+    id: UUID
+    sku: str
+    name: str
+    description: str
+    price: Price
+    category_id: UUID | None
+    attributes: dict[str, bool | int | float | str]
+    image_urls: list[str]
+    stock: StockOut
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def fields_of(cls, product: Product) -> dict[str, Any]:
+        return {
+            "id": product.id,
+            "sku": product.sku,
+            "name": product.name,
+            "description": product.description,
+            "price": Price.of(product.price),
+            "category_id": product.category_id,
+            "attributes": product.attributes,
+            "image_urls": list(product.image_urls),
+            "stock": StockOut(
+                on_hand=product.stock.on_hand,
+                reserved=product.stock.reserved,
+                available=product.stock.available,
+            ),
+            "created_at": product.created_at,
+            "updated_at": product.updated_at,
+        }
+
+    @classmethod
+    def of(cls, product: Product) -> ProductOut:
+        return cls(**cls.fields_of(product))
+
+
+def _rate(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+class PricedProductOut(ProductOut):
+    """A product read with ``?currency=``: its price shown in that currency too."""
+
+    display_price: Price | None = Field(
+        description="The price converted at the current rate; null when no rate is known."
+    )
+    fx_rate: float | None = Field(
+        description="Units of the display currency per unit of the product's currency."
+    )
+    fx_as_of: Timestamp | None = Field(description="When the rate was published.")
+    fx_error: str | None = Field(description="Why there is no display price; null otherwise.")
+
+    @classmethod
+    def priced(cls, product: Product, display: DisplayPrice) -> PricedProductOut:
+        return cls(
+            **cls.fields_of(product),
+            display_price=Price.of(display.price) if display.price is not None else None,
+            fx_rate=_rate(display.rate),
+            fx_as_of=display.as_of,
+            fx_error=display.error,
+        )
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None
+
+
+# --- the internal batch read (orders) ---
+
+
+class BatchRequest(Strict):
+    ids: list[UUID] = Field(min_length=1, max_length=100)
+
+
+class BatchProduct(BaseModel):
+    id: UUID
+    sku: str
+    name: str
+    price: Price
+    available: int
+    orderable: bool = Field(description="False for a deleted product.")
+    deleted: bool
+
+    @classmethod
+    def of(cls, product: Product) -> BatchProduct:
+        return cls(
+            id=product.id,
+            sku=product.sku,
+            name=product.name,
+            price=Price.of(product.price),
+            available=product.stock.available,
+            orderable=product.can_be_ordered,
+            deleted=product.is_deleted,
+        )
+
+
+class BatchResponse(BaseModel):
+    items: list[BatchProduct] = Field(
+        description="Every requested product that exists, deleted ones included, in the "
+        "order asked."
+    )
+    missing: list[UUID] = Field(description="The requested ids no product ever had.")
