@@ -1,0 +1,104 @@
+"""``python -m catalog.consumers`` as a real process: it consumes order events,
+its own outbox relay publishes the stock answers to RabbitMQ, and SIGTERM stops
+it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import uuid
+
+import aio_pika
+import sqlalchemy as sa
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from catalog.adapters.db.tables import outbox
+from catalog.settings import CatalogSettings
+from catalog.use_cases.reserve_stock import STOCK_RESERVED
+from emporium_kit.messaging import EventEnvelope, declare_events_exchange
+from emporium_kit.messaging.consumer import retry_queue_name
+from emporium_testkit.isolation import truncate_all, worker_id
+from emporium_testkit.processes import ChildProcess
+
+from .conftest import StockWorld, wait_until
+
+
+async def test_the_consumer_process_reserves_and_publishes_the_answer_then_stops_on_sigterm(
+    stock_engine: AsyncEngine,
+    stock_amqp: AbstractRobustConnection,
+    stock_channel: AbstractChannel,
+    stock_settings: CatalogSettings,
+    stock_database_url: str,
+) -> None:
+    await truncate_all(stock_database_url)
+    queue = f"catalog.test-{worker_id()}-{uuid.uuid4().hex[:8]}-process-orders"
+    settings = stock_settings.model_copy(update={"orders_queue": queue})
+    world = StockWorld(stock_engine, stock_channel, settings, consumers=())
+    product = await world.add_product(on_hand=2)
+    order = uuid.uuid4()
+
+    # What the relay publishes: stock_reserved on the events exchange.
+    exchange = await declare_events_exchange(stock_channel)
+    capture = await stock_channel.declare_queue(exclusive=True)
+    await capture.bind(exchange, routing_key=STOCK_RESERVED)
+
+    child = ChildProcess(
+        "catalog.consumers",
+        env={
+            "CATALOG_DATABASE_URL": stock_database_url,
+            "CATALOG_ORDERS_QUEUE": queue,
+            "DEAD_LETTERS_QUEUE": settings.dead_letters_queue,
+            "CATALOG_CONSUMERS_RUN_OUTBOX_RELAY": "true",
+            "LOG_JSON": "true",
+            "LOG_LEVEL": "INFO",
+        },
+    )
+    try:
+
+        async def consuming() -> bool:
+            with contextlib.suppress(aio_pika.exceptions.ChannelNotFoundEntity):
+                channel = await stock_amqp.channel()  # a failed passive declare closes it
+                try:
+                    declared = await channel.declare_queue(queue, passive=True)
+                    return (declared.declaration_result.consumer_count or 0) >= 1
+                finally:
+                    with contextlib.suppress(Exception):
+                        await channel.close()
+            return False
+
+        await wait_until(consuming, within=30)
+        placed = await world.place(order, [(product, 2)])
+        await world.wait_handled(placed)
+        assert await world.status(order) == "reserved"
+        assert await world.stock(product) == (2, 2)
+
+        got: list[AbstractIncomingMessage] = []
+
+        async def published() -> bool:
+            while (message := await capture.get(no_ack=True, fail=False)) is not None:
+                if json.loads(message.body)["payload"]["order_id"] == str(order):
+                    got.append(message)
+            return bool(got)
+
+        await wait_until(published, within=15)
+        envelope = EventEnvelope.from_json(got[0].body)
+        assert envelope.type == STOCK_RESERVED
+        assert envelope.payload["lines"] == [{"product_id": str(product), "quantity": 2}]
+        async with stock_engine.connect() as conn:
+            unpublished = await conn.scalar(
+                sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
+            )
+        assert unpublished == 0
+
+        child.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(child.wait, 15)
+        assert code == 0, child.output()[-3000:]
+        assert "catalog_consumers_stopped" in child.output()
+    finally:
+        child.stop()
+        for name in (queue, retry_queue_name(queue), f"{queue}.dlq"):
+            with contextlib.suppress(Exception):
+                await stock_channel.queue_delete(name)
