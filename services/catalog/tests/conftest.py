@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from catalog.main import create_app
 from catalog.settings import CatalogSettings
-from emporium_testkit.isolation import migrate_fresh, truncate_all, worker_database_url
+from emporium_testkit.isolation import migrate_fresh, redis_url, truncate_all, worker_database_url
 
 # The test kit (JWKS stand-in, keys, tokens) lives beside this file.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -59,6 +59,9 @@ def settings(database_url: str, jwks: JwksStandIn) -> CatalogSettings:
         users_url=jwks.url,
         jwks_min_refresh_seconds=0,
         run_outbox_relay=False,
+        # A Redis database of this worker's own; rates only from what a test stores.
+        redis_url=redis_url(1),
+        fx_fetch_when_empty=False,
         log_json=True,
     )
 

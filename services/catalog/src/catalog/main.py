@@ -12,11 +12,16 @@ from fastapi import FastAPI
 
 from catalog.adapters.db.tables import outbox
 from catalog.adapters.db.unit_of_work import SqlUnitOfWorkFactory
+from catalog.adapters.exchange_rates import (
+    ExchangeRatePriceConverter,
+    exchange_rates,
+    rates_redis,
+)
 from catalog.domain import errors
-from catalog.domain.money import DisplayPrice, Money
 from catalog.entrypoints.http.components import CATALOG, CatalogComponents
 from catalog.entrypoints.http.routes import categories, internal, products
 from catalog.settings import CatalogSettings
+from catalog.use_cases.display_price import DisplayPricesAtCurrentRates
 from catalog.use_cases.ports import CatalogPorts, DisplayPrices
 from emporium_kit.app import create_service_app
 from emporium_kit.database import (
@@ -50,28 +55,23 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
 }
 
 
-class RatesNotWired:
-    """Until the exchange-rate part is wired in (TODO: its ``DisplayPrices``), every
-    ``?currency=`` read says so in ``fx_error`` instead of failing."""
-
-    async def display_price(self, price: Money, currency: str) -> DisplayPrice:
-        if currency == price.currency:
-            return DisplayPrice(price=price, rate=None, as_of=None, error=None)
-        return DisplayPrice(
-            price=None, rate=None, as_of=None, error="no exchange rate is known yet"
-        )
-
-
 def create_app(
     settings: CatalogSettings | None = None, *, display_prices: DisplayPrices | None = None
 ) -> FastAPI:
-    """The catalogue app. ``display_prices`` converts prices for ``?currency=`` reads."""
+    """The catalogue app. ``display_prices`` converts prices for ``?currency=`` reads
+    (by default at the rates the worker keeps in Redis; tests may pass their own)."""
     settings = settings or CatalogSettings()
     configure_logging("catalog", level=settings.log_level, json=settings.log_json)
 
     engine = create_engine(settings.database, application_name="catalog")
     uow = SqlUnitOfWorkFactory(engine)
-    ports = CatalogPorts(uow=uow, display_prices=display_prices or RatesNotWired())
+    redis = rates_redis(settings, for_reads=True)
+    rates = exchange_rates(settings, redis, for_reads=True)
+    if display_prices is None:
+        display_prices = DisplayPricesAtCurrentRates(
+            ExchangeRatePriceConverter(rates), timeout_seconds=settings.fx_read_timeout_seconds
+        )
+    ports = CatalogPorts(uow=uow, display_prices=display_prices)
     users = httpx.AsyncClient(timeout=settings.users_timeout_seconds)
     verifier = TokenVerifier(
         http_jwks_fetcher(users, settings.jwks_url),
@@ -99,6 +99,8 @@ def create_app(
                 with suppress(asyncio.CancelledError):
                     await task
             await relay.close()
+            await rates.aclose()
+            await redis.aclose()
             await users.aclose()
             await engine.dispose()
 

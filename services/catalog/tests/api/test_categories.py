@@ -7,8 +7,8 @@ from typing import Any
 
 import asyncpg
 import httpx
-from conftest import Catalog
 
+from conftest import Catalog
 from emporium_kit.problems import problem_type
 
 
@@ -77,7 +77,9 @@ async def test_creating_a_category_answers_201_with_it_and_records_an_event(
 
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["name"] == "Audio" and body["slug"] == "audio" and body["parent_id"] is None
+    assert body["name"] == "Audio"
+    assert body["slug"] == "audio"
+    assert body["parent_id"] is None
     assert uuid.UUID(body["id"])
     events = await _outbox(db, "catalog.category_changed.v1")
     assert [(e["category_id"], e["change"], e["slug"]) for e in events] == [
@@ -125,7 +127,8 @@ async def test_renaming_and_moving_a_category_takes_its_subtree_along(
     )
 
     assert moved.status_code == 200, moved.text
-    assert moved.json()["parent_id"] == video["id"] and moved.json()["name"] == "Cans"
+    assert moved.json()["parent_id"] == video["id"]
+    assert moved.json()["name"] == "Cans"
     tree = (await client.get("/api/v1/categories")).json()
     by_slug = {node["slug"]: node for node in tree}
     assert by_slug["audio"]["children"] == []
@@ -202,9 +205,7 @@ async def test_deleting_a_category_with_children_or_live_products_is_409(
     product = await catalog.product(child["id"])
 
     with_child = await client.delete(f"/api/v1/categories/{audio['id']}", headers=catalog.headers)
-    with_product = await client.delete(
-        f"/api/v1/categories/{child['id']}", headers=catalog.headers
-    )
+    with_product = await client.delete(f"/api/v1/categories/{child['id']}", headers=catalog.headers)
 
     assert with_child.status_code == 409
     assert with_child.json()["type"] == problem_type("category-not-empty")
