@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := libs/kit libs/testkit services/users services/ops services/gateway stand-ins/mailsink
+PACKAGES := libs/kit libs/testkit services/users services/ops services/catalog services/gateway stand-ins/mailsink stand-ins/rates
 PYPROJECTS := $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES)))
-SERVICES_WITH_DB := users ops
+SERVICES_WITH_DB := users ops catalog
 SEED_PRODUCTS ?= 100000
 
 
@@ -42,7 +42,7 @@ test: migrate ## Run every test: unit, integration, API, e2e, schemathesis
 lint: migrate ## ruff, mypy --strict, import-linter, alembic check (on migrated databases), OpenAPI drift
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p emporium_kit -p emporium_testkit -p users -p ops -p gateway -p mailsink
+	$(BIN)/mypy -p emporium_kit -p emporium_testkit -p users -p ops -p catalog -p gateway -p mailsink -p fxstandin
 	$(BIN)/mypy scripts bench
 	$(BIN)/lint-imports
 	@for svc in $(SERVICES_WITH_DB); do (cd services/$$svc && ../../$(BIN)/alembic check) || exit 1; done

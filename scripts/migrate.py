@@ -1,7 +1,7 @@
 """Create every service's database if missing and bring it to the newest migration.
 
 python scripts/migrate.py            # every service
-python scripts/migrate.py users      # one service (users, ops)
+python scripts/migrate.py users      # one service (users, ops, catalog)
 """
 
 from __future__ import annotations
@@ -19,10 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def database_urls() -> dict[str, str]:
+    from catalog.settings import CatalogSettings
     from ops.settings import OpsSettings
     from users.settings import UsersSettings
 
-    return {"users": UsersSettings().database_url, "ops": OpsSettings().database_url}
+    return {
+        "users": UsersSettings().database_url,
+        "ops": OpsSettings().database_url,
+        "catalog": CatalogSettings().database_url,
+    }
 
 
 def migrate(service: str, url: str) -> None:
