@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Final
 from uuid import UUID
 
-import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -38,10 +37,10 @@ from catalog.domain.products import (
     MAX_STOCK,
     Product,
 )
+from emporium_kit.currencies import KNOWN_CURRENCIES, is_known_currency
 
-CURRENCY_CODES: Final = tuple(sorted(currency.alpha_3 for currency in pycountry.currencies))
-"""Every ISO 4217 alphabetic code."""
-_KNOWN_CURRENCIES: Final = frozenset(CURRENCY_CODES)
+CURRENCY_CODES: Final = tuple(sorted(KNOWN_CURRENCIES))
+"""Every ISO 4217 code with a minor unit (prices are integers of it)."""
 MAX_AMOUNT: Final = 2**63 - 1
 """Amounts are PostgreSQL bigints."""
 MAX_ATTRIBUTE_NUMBER: Final = 2**53
@@ -49,7 +48,7 @@ MAX_ATTRIBUTE_NUMBER: Final = 2**53
 
 
 def _known_currency(value: str) -> str:
-    if value not in _KNOWN_CURRENCIES:
+    if not is_known_currency(value):
         raise ValueError("must be an ISO 4217 currency code, such as USD or EUR")
     return value
 
