@@ -74,7 +74,7 @@ async def test_currency_adds_the_display_price_its_rate_and_date(
     assert response.status_code == 200
     body = response.json()
     assert body["display_price"] == {"amount": 900, "currency": "EUR"}
-    assert body["fx_rate"] == 0.9
+    assert body["fx_rate"] == "0.9"
     assert body["fx_as_of"] == "2026-12-01T16:00:00Z"
     assert body["fx_error"] is None
     assert body["price"] == {"amount": 1000, "currency": "USD"}

@@ -293,8 +293,9 @@ class ProductOut(BaseModel):
         return cls(**cls.fields_of(product))
 
 
-def _rate(value: Decimal | None) -> float | None:
-    return float(value) if value is not None else None
+def _rate(value: Decimal | None) -> str | None:
+    # A decimal string, as exact as the rate used ("0.9208", never 0.92080000001).
+    return format(value, "f") if value is not None else None
 
 
 class PricedProductOut(ProductOut):
@@ -303,10 +304,16 @@ class PricedProductOut(ProductOut):
     display_price: Price | None = Field(
         description="The price converted at the current rate; null when no rate is known."
     )
-    fx_rate: float | None = Field(
-        description="Units of the display currency per unit of the product's currency."
+    fx_rate: str | None = Field(
+        description="Units of the display currency per unit of the product's currency, as a "
+        'decimal string (e.g. "0.9208"); display_price is the price times this rate, '
+        "rounded half to even to the display currency's minor unit.",
+        examples=["0.9208"],
     )
-    fx_as_of: Timestamp | None = Field(description="When the rate was published.")
+    fx_as_of: Timestamp | None = Field(
+        description="When the rates used were fetched from the provider (older while the "
+        "provider is down: the last known rates are served)."
+    )
     fx_error: str | None = Field(description="Why there is no display price; null otherwise.")
 
     @classmethod
