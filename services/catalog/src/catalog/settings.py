@@ -105,6 +105,13 @@ class CatalogSettings(ServiceSettings):
         "consumer process too, so stock answers go out while the API process is down; "
         "relays share the outbox without publishing a row twice (SKIP LOCKED).",
     )
+    consumers_metrics_port: int = Field(
+        default=9103,
+        ge=0,
+        le=65535,
+        description="Port of the consumer process's Prometheus /metrics (0: none); it "
+        "answers once the consumer is consuming.",
+    )
 
     # --- exchange rates ---
     # ?currency= on product reads: a Frankfurter-shaped rates provider (the fxstandin

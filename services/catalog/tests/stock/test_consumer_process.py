@@ -10,9 +10,9 @@ import json
 import signal
 import uuid
 
-import aio_pika
+import httpx
 import sqlalchemy as sa
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.adapters.db.tables import outbox
@@ -21,14 +21,13 @@ from catalog.use_cases.reserve_stock import STOCK_RESERVED
 from emporium_kit.messaging import EventEnvelope, declare_events_exchange
 from emporium_kit.messaging.consumer import retry_queue_name
 from emporium_testkit.isolation import truncate_all, worker_id
-from emporium_testkit.processes import ChildProcess
+from emporium_testkit.processes import ChildProcess, free_port
 
 from .conftest import StockWorld, wait_until
 
 
 async def test_the_consumer_process_reserves_and_publishes_the_answer_then_stops_on_sigterm(
     stock_engine: AsyncEngine,
-    stock_amqp: AbstractRobustConnection,
     stock_channel: AbstractChannel,
     stock_settings: CatalogSettings,
     stock_database_url: str,
@@ -45,6 +44,8 @@ async def test_the_consumer_process_reserves_and_publishes_the_answer_then_stops
     capture = await stock_channel.declare_queue(exclusive=True)
     await capture.bind(exchange, routing_key=STOCK_RESERVED)
 
+    port = free_port()
+    metrics = f"http://127.0.0.1:{port}"
     child = ChildProcess(
         "catalog.consumers",
         env={
@@ -54,22 +55,12 @@ async def test_the_consumer_process_reserves_and_publishes_the_answer_then_stops
             "CATALOG_CONSUMERS_RUN_OUTBOX_RELAY": "true",
             "LOG_JSON": "true",
             "LOG_LEVEL": "INFO",
+            "CATALOG_CONSUMERS_METRICS_PORT": str(port),
         },
     )
     try:
-
-        async def consuming() -> bool:
-            with contextlib.suppress(aio_pika.exceptions.ChannelNotFoundEntity):
-                channel = await stock_amqp.channel()  # a failed passive declare closes it
-                try:
-                    declared = await channel.declare_queue(queue, passive=True)
-                    return (declared.declaration_result.consumer_count or 0) >= 1
-                finally:
-                    with contextlib.suppress(Exception):
-                        await channel.close()
-            return False
-
-        await wait_until(consuming, within=30)
+        # /metrics answers once the consumer is consuming.
+        await asyncio.to_thread(child.wait_until_ready, f"{metrics}/metrics", 30)
         placed = await world.place(order, [(product, 2)])
         await world.wait_handled(placed)
         assert await world.status(order) == "reserved"
@@ -92,6 +83,12 @@ async def test_the_consumer_process_reserves_and_publishes_the_answer_then_stops
                 sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
             )
         assert unpublished == 0
+        async with httpx.AsyncClient() as http:
+            exposed = (await http.get(f"{metrics}/metrics")).text
+        assert (
+            'catalog_stock_event_outcomes_total{event="order_placed",outcome="reserved"} 1.0'
+            in exposed
+        )
 
         child.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(child.wait, 15)

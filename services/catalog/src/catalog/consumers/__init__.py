@@ -23,6 +23,7 @@ import asyncio
 from contextlib import suppress
 
 import structlog
+from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_random_exponential
 
@@ -68,9 +69,15 @@ async def run_consumers(settings: CatalogSettings, stopping: asyncio.Event) -> N
     """Consume (and relay the outbox, when configured) until ``stopping`` is set."""
     engine = create_engine(settings.database, application_name=PROCESS)
     consumer = build_order_events_consumer(settings, engine)
-    relay = OutboxRelay(engine, outbox, settings.amqp_url, name="catalog-consumers-outbox")
+    # Old published rows are pruned by the catalogue's scheduler (and the API's relay).
+    relay = OutboxRelay(
+        engine, outbox, settings.amqp_url, name="catalog-consumers-outbox", purge_interval=None
+    )
     tasks: list[asyncio.Task[None]] = [
-        asyncio.create_task(_start(consumer), name="order-events-consumer")
+        asyncio.create_task(
+            _start(consumer, metrics_port=settings.consumers_metrics_port, host=settings.host),
+            name="order-events-consumer",
+        )
     ]
     if settings.consumers_run_outbox_relay:
         tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
@@ -91,8 +98,9 @@ async def run_consumers(settings: CatalogSettings, stopping: asyncio.Event) -> N
         log.info("catalog_consumers_stopped")
 
 
-async def _start(consumer: EventConsumer) -> None:
-    """Start ``consumer``, retrying while the broker is not reachable."""
+async def _start(consumer: EventConsumer, *, metrics_port: int, host: str) -> None:
+    """Start ``consumer``, retrying while the broker is not reachable; then serve
+    ``/metrics`` (so a supervisor that waits for it knows the process consumes)."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(Exception),
         wait=wait_random_exponential(multiplier=0.5, max=10),
@@ -105,3 +113,6 @@ async def _start(consumer: EventConsumer) -> None:
     ):
         with attempt:
             await consumer.start()
+    if metrics_port:
+        start_http_server(metrics_port, addr=host)
+        log.info("catalog_consumers_metrics_served", port=metrics_port)

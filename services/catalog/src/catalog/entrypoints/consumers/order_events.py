@@ -43,6 +43,7 @@ from typing import Annotated
 from uuid import UUID
 
 import structlog
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,6 +70,13 @@ ROUTING_KEYS = (ORDER_PLACED, ORDER_PAID, ORDER_CANCELLED)
 
 CONSUMER_NAME = "catalog-order-events"
 """The consumer's name in the inbox: one inbox row per (this name, message id)."""
+
+STOCK_OUTCOMES = Counter(
+    "catalog_stock_event_outcomes_total",
+    "Order events handled by the stock consumer, by event and what came of them "
+    "(counted when handled; a rolled-back attempt may be counted again on its retry)",
+    ["event", "outcome"],
+)
 
 
 class _Event(BaseModel):
@@ -133,6 +141,7 @@ async def _placed(
         lines=[StockLine(line.product_id, line.quantity) for line in event.lines],
         now=now,
     )
+    STOCK_OUTCOMES.labels(event="order_placed", outcome=result.outcome.value).inc()
     log.info(
         "stock_reservation_decided",
         order_id=str(event.order_id),
@@ -149,6 +158,7 @@ async def _paid(store: StockStore, events: StockEvents, event: OrderPaid, now: d
     try:
         outcome = await commit_stock(store, events, order_id=event.order_id, now=now)
     except CommitRefused as exc:
+        STOCK_OUTCOMES.labels(event="order_paid", outcome="refused").inc()
         log.error(
             "stock_commit_refused",
             order_id=str(event.order_id),
@@ -156,6 +166,7 @@ async def _paid(store: StockStore, events: StockEvents, event: OrderPaid, now: d
             code=exc.code,
         )
         raise PermanentError(str(exc)) from exc
+    STOCK_OUTCOMES.labels(event="order_paid", outcome=outcome.value).inc()
     log.info("stock_commit_handled", order_id=str(event.order_id), outcome=outcome.value)
 
 
@@ -166,6 +177,7 @@ async def _cancelled(
         outcome = await release_stock(store, events, order_id=event.order_id, now=now)
     except ReleaseAfterCommitRefused as exc:
         # Acknowledged, nothing changed: see the module's docstring.
+        STOCK_OUTCOMES.labels(event="order_cancelled", outcome="release_refused").inc()
         log.warning(
             "stock_release_refused",
             order_id=str(event.order_id),
@@ -173,6 +185,7 @@ async def _cancelled(
             code=exc.code,
         )
         return
+    STOCK_OUTCOMES.labels(event="order_cancelled", outcome=outcome.value).inc()
     log.info(
         "stock_release_handled",
         order_id=str(event.order_id),
