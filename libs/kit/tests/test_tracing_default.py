@@ -69,3 +69,64 @@ def test_an_exporter_records_every_span() -> None:
 
 def test_an_explicit_sampler_wins_even_with_no_exporter() -> None:
     assert _probe("none", OTEL_TRACES_SAMPLER="always_on")["recording"] is True
+
+
+_FAST_PATH_PROGRAM = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from opentelemetry import trace
+    from emporium_kit.tracing import configure_tracing, instrument_asgi
+
+    configure_tracing("probe", exporter=sys.argv[1])
+    seen = {}
+
+    async def inner(scope, receive, send):
+        span = trace.get_current_span()
+        context = span.get_span_context()
+        seen.update(kind=type(span).__name__, recording=span.is_recording(),
+                    trace_id=format(context.trace_id, "032x"),
+                    span_id=format(context.span_id, "016x"))
+
+    async def noop_receive():
+        return {"type": "http.request", "body": b""}
+
+    async def noop_send(message):
+        pass
+
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-" + sys.argv[2]
+    scope = {"type": "http", "method": "GET", "path": "/api/x",
+        "headers": [(b"traceparent", parent.encode())],
+        "http_version": "1.1", "scheme": "http", "query_string": b"", "server": ("t", 80),
+        "client": ("127.0.0.1", 1)}
+    asyncio.run(instrument_asgi(inner)(scope, noop_receive, noop_send))
+    print("PROBE " + json.dumps(seen))
+    """
+)
+
+
+def _probe_fast_path(exporter: str, flags: str) -> dict[str, object]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _FAST_PATH_PROGRAM, exporter, flags],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
+    result: dict[str, object] = json.loads(line.removeprefix("PROBE "))
+    return result
+
+
+def test_a_server_span_outside_fastapi_continues_the_callers_trace_recording_nothing() -> None:
+    seen = _probe_fast_path("none", flags="01")  # even a sampled caller's
+    assert seen["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert seen["span_id"] not in ("b7ad6b7169203331", "0" * 16)  # a span of its own
+    assert seen["recording"] is False
+
+
+def test_with_an_exporter_the_asgi_instrumentation_records_the_server_span() -> None:
+    seen = _probe_fast_path("console", flags="01")
+    assert seen["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert seen["recording"] is True

@@ -62,14 +62,19 @@ __all__ = [
     "continue_trace",
     "current_trace_headers",
     "instrument_app",
+    "instrument_asgi",
     "instrument_httpx",
     "instrument_redis",
     "instrument_sqlalchemy",
+    "name_server_span",
 ]
 
 Exporter = Literal["none", "otlp", "console"]
 
 _TRACER_NAME = "emporium"
+
+_records_spans = True
+"""False once :func:`configure_tracing` installed a provider that samples nothing."""
 
 
 def tracing_disabled() -> bool:
@@ -88,13 +93,14 @@ def configure_tracing(
     ``span_exporter`` (tests: an in-memory exporter) is added with a
     synchronous processor, so a finished span is visible at once.
     """
+    global _records_spans
     if tracing_disabled():
         return None
     chosen = exporter or _exporter_from_environment()
     exporting = chosen != "none" or span_exporter is not None
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: service}), sampler=_sampler(exporting=exporting)
-    )
+    sampler = _sampler(exporting=exporting)
+    _records_spans = sampler is not ALWAYS_OFF
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}), sampler=sampler)
     if chosen == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -107,7 +113,9 @@ def configure_tracing(
     # Process-wide client instrumentations, for the clients this process has
     # installed. SQLAlchemy is instrumented by the database part when it
     # creates an engine, so a process without a database never loads it.
-    if importlib.util.find_spec("redis") is not None:
+    # Redis and SQL spans carry nothing across processes: when no span is
+    # recorded they would only cost time, so they are not installed then.
+    if importlib.util.find_spec("redis") is not None and _records_spans:
         instrument_redis()
     if importlib.util.find_spec("httpx") is not None:
         instrument_httpx()
@@ -148,9 +156,78 @@ def instrument_app(app: Any) -> None:
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
 
 
-def instrument_sqlalchemy() -> None:
-    """A span per SQL statement of every engine created from now on (process-wide)."""
+def instrument_asgi(app: Any) -> Any:
+    """``app`` behind the generic ASGI server-span middleware (for paths outside FastAPI).
+
+    A span starts named by the method alone (the raw path would make span names
+    unbounded); the app names it by its route template once it has matched
+    one, with :func:`name_server_span`. When this process records no spans,
+    :class:`TraceContextMiddleware` takes its place: the caller's trace
+    continues (ids in logs, ``traceparent`` onwards) without the
+    instrumentation's per-request attribute and metric work.
+    """
     if tracing_disabled():
+        return app
+    if not _records_spans:
+        return TraceContextMiddleware(app)
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    return OpenTelemetryMiddleware(
+        app, exclude_spans=["receive", "send"], default_span_details=_method_only
+    )
+
+
+class TraceContextMiddleware:
+    """A server span that records nothing, in the trace the request's headers carry.
+
+    For a process that samples nothing: the span still has its own valid ids
+    (so log lines and forwarded ``traceparent`` headers join the caller's
+    trace), and the SDK builds it without attributes, events or timing.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        # A proxy until a provider is installed, then that provider's tracer;
+        # fetched once: ``get_tracer`` builds a new tracer object per call.
+        self._tracer = tracer()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _TRACE_HEADERS
+        }
+        parent = propagate.extract(carrier) if carrier else None
+        with self._tracer.start_as_current_span(
+            scope["method"], context=parent, kind=SpanKind.SERVER
+        ):
+            await self.app(scope, receive, send)
+
+
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+def _method_only(scope: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    return str(scope.get("method", "HTTP")), {}
+
+
+def name_server_span(method: str, route_template: str) -> None:
+    """Names the current server span ``<METHOD> <route template>`` (semantic conventions)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{method} {route_template}")
+        span.set_attribute("http.route", route_template)
+
+
+def instrument_sqlalchemy() -> None:
+    """A span per SQL statement of every engine created from now on (process-wide).
+
+    Not installed when this process records no spans (nothing to attach them to).
+    """
+    if tracing_disabled() or not _records_spans:
         return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 

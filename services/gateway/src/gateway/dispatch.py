@@ -24,9 +24,10 @@ from collections.abc import Mapping
 
 import structlog
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from emporium_kit.client_ip import ClientIpResolver
+from emporium_kit.tracing import name_server_span
 from gateway import access
 from gateway.authentication import Authenticator
 from gateway.body import ClientDisconnected, MalformedBody, read_forwarded_body
@@ -77,6 +78,7 @@ class GatewayDispatcher:
             return
         scope["route"] = route  # the metrics middleware labels by route.path
         method: str = scope["method"]
+        name_server_span(method, route.path)
         rule = route.access.get(method)
         if rule is None:
             await method_not_allowed(route, method)(scope, receive, send)
@@ -113,24 +115,3 @@ class GatewayDispatcher:
             await self._pages.serve(upstream, scope, receive, send, headers=forwarded)
         else:
             await forward(upstream, scope, receive, send, headers=forwarded, body=body)
-
-
-class RouteTableFirst:
-    """Hands the route table's requests to the dispatcher, skipping FastAPI's router.
-
-    Everything under the table's prefixes (``/api/``, ``/.well-known/``) is the
-    dispatcher's, which answers 404 and 405 itself; the gateway's own routes
-    (health, metrics, docs) go on to FastAPI. The hot path thus skips FastAPI's
-    exception middleware and route matching.
-    """
-
-    def __init__(self, app: ASGIApp, *, dispatcher: ASGIApp, prefixes: tuple[str, ...]) -> None:
-        self.app = app
-        self.dispatcher = dispatcher
-        self.prefixes = prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
-            await self.dispatcher(scope, receive, send)
-            return
-        await self.app(scope, receive, send)

@@ -2,10 +2,13 @@
 
 Request path, outermost first: the kit's RequestContextMiddleware (request id,
 security headers, access log), the gateway's EdgeGuardMiddleware (431, path
-tricks), the kit's MetricsMiddleware and BodyGuardMiddleware (413, 415), then
-:class:`RouteTableFirst`, which hands the route table's requests to the pure
-ASGI :class:`GatewayDispatcher`; everything else (health, metrics, docs) goes
-on to FastAPI's router.
+tricks), the kit's MetricsMiddleware and BodyGuardMiddleware (413, 415). The
+route table's requests (everything under its prefixes, ``/api/`` and
+``/.well-known/``) take the kit's fast path: that stack, behind a generic
+ASGI server span, straight into the pure ASGI :class:`GatewayDispatcher`,
+never entering FastAPI (docs/performance.md measured FastAPI's layers and its
+instrumentation at a third of the cached page's cost). Everything else
+(health, metrics, docs) goes through FastAPI with the same stack.
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ from importlib.metadata import version as package_version
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from emporium_kit.app import create_service_app
+from emporium_kit.app import FastPath, create_service_app
 from emporium_kit.logging import configure_logging
 from emporium_kit.tracing import configure_tracing
 from gateway.composition import GATEWAY, build_components, health_checks
-from gateway.dispatch import RouteTableFirst
 from gateway.docs import DESCRIPTION, TITLE, OwnRoutesSpec, docs_assets, docs_router
 from gateway.edge import EdgeGuardMiddleware
 from gateway.lifespan import gateway_lifespan
@@ -50,13 +52,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         edge_middleware=[
             Middleware(EdgeGuardMiddleware, max_header_bytes=settings.max_header_bytes)
         ],
-        inner_middleware=[
-            Middleware(
-                RouteTableFirst,
-                dispatcher=components.dispatcher,
-                prefixes=components.table.path_prefixes(),
-            )
-        ],
+        fast_path=FastPath(prefixes=components.table.path_prefixes(), app=components.dispatcher),
         # FastAPI's own docs routes load Swagger UI from a CDN; the gateway serves its own.
         builtin_docs=False,
         metrics_allowed_networks=settings.metrics_allowed_networks,
