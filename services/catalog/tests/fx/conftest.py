@@ -36,6 +36,7 @@ def fx_settings(settings: CatalogSettings, standin: RatesStandIn) -> CatalogSett
             "fx_provider_url": standin.url,
             "fx_cache_key_prefix": f"test-catalog-fx-{tag}:",
             "fx_local_cache_seconds": 0.0,
+            "fx_fetch_when_empty": True,
             "fx_request_timeout_seconds": 0.5,
             "fx_read_timeout_seconds": 1.5,
             "fx_retry_attempts": 1,
