@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                       # full: 3 s warm-up, 3 runs of 10 s
     BENCH_DURATION=2 BENCH_RUNS=1 .venv/bin/python -m bench   # smoke run
     .venv/bin/python -m bench --only rss            # idle RSS in runtime-only venvs
+    .venv/bin/python -m bench --only catalog        # catalogue search and reads (bench/catalogue)
     .venv/bin/python -m bench --profile gateway-cached   # py-spy under one case's load
 
 Servers run on core 1 (``taskset -c 1``), wrk on core 0; the gateway, with one
@@ -592,8 +593,10 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("load", "rss"),
-        help="load: the throughput tables; rss: idle RSS in runtime-only venvs (default: both)",
+        choices=("load", "rss", "catalog"),
+        help="load: the throughput tables; rss: idle RSS in runtime-only venvs; catalog: the "
+        "catalogue's search and read cases on seeded data, BENCH_CATALOG_PRODUCTS (default 100000) "
+        "(default: all three)",
     )
     parser.add_argument(
         "--profile",
@@ -641,6 +644,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(notes())
         if args.only in (None, "rss") and not args.profile:
             print(run_rss(), flush=True)
+        if args.only in (None, "catalog") and not args.profile:
+            from bench.catalogue import cases  # imports this module
+
+            print(cases.run(plan), flush=True)
     except (ServerError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
