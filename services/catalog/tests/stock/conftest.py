@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import jsonschema
 import pytest
 import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
@@ -47,6 +48,13 @@ from emporium_testkit.isolation import migrate_fresh, truncate_all, worker_datab
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = SERVICE_ROOT.parents[1] / "contracts" / "events"
 AMQP_URL = CatalogSettings().amqp_url
+
+
+ORDER_CONTRACTS = {
+    ORDER_PLACED: "order_placed.v1.json",
+    ORDER_PAID: "order_paid.v1.json",
+    ORDER_CANCELLED: "order_cancelled.v1.json",
+}
 
 
 def contract(name: str) -> dict[str, Any]:
@@ -182,7 +190,14 @@ class StockWorld:
         else:
             await self.channel.default_exchange.publish(message, routing_key=self.queue)
 
-    async def send(self, routing_key: str, payload: dict[str, JSONValue]) -> EventEnvelope:
+    async def send(
+        self, routing_key: str, payload: dict[str, JSONValue], *, valid: bool = True
+    ) -> EventEnvelope:
+        """Publish an order event; ``valid`` ones are checked against their contract
+        first (what the orders service will publish, the consumer must take)."""
+        if valid:
+            schema = contract(ORDER_CONTRACTS[routing_key])
+            jsonschema.validate(payload, schema, format_checker=jsonschema.FormatChecker())
         envelope = EventEnvelope.new(routing_key, payload)
         await self.publish(envelope)
         return envelope

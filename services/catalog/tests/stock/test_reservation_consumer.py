@@ -283,6 +283,7 @@ async def test_a_malformed_order_event_is_dead_lettered_at_once(stock: StockWorl
     bad = await stock.send(
         ORDER_PLACED,
         {"order_id": str(uuid.uuid4()), "lines": [{"product_id": str(product), "quantity": 0}]},
+        valid=False,
     )
     letter = await stock.dead_letter(bad.id)
     assert letter.attempts == 1
