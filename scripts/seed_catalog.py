@@ -662,6 +662,12 @@ def _depth(category: CategorySeed, categories: Sequence[CategorySeed]) -> int:
     return depth
 
 
+def block_ids(seed: int, block: int, products: int) -> list[uuid.UUID]:
+    """The ids of the products of ``block`` below ``products``."""
+    last = min((block + 1) * BLOCK, products)
+    return [product_id(seed, n) for n in range(block * BLOCK, last)]
+
+
 async def present_ids(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
     rows = await conn.fetch("SELECT id FROM products WHERE id = ANY($1::uuid[])", ids)
     return {row["id"] for row in rows}
@@ -704,12 +710,12 @@ async def seed_catalog(
             report.categories_total = len(ids_by_slug)
             leaf_ids = [ids_by_slug[leaf.slug] for leaf in leaves]
 
-            wanted: dict[int, list[uuid.UUID]] = {}
+            # Only the ids already stored are kept (none on a first load), not all N.
             present: dict[int, set[uuid.UUID]] = {}
             for block in blocks:
-                last = min((block + 1) * BLOCK, products)
-                wanted[block] = [product_id(seed, n) for n in range(block * BLOCK, last)]
-                present[block] = await present_ids(conn, wanted[block])
+                found = await present_ids(conn, block_ids(seed, block, products))
+                if found:
+                    present[block] = found
             report.products_present = sum(len(ids) for ids in present.values())
             missing = products - report.products_present
             if missing == 0:
@@ -726,11 +732,14 @@ async def seed_catalog(
 
             copy_started = time.perf_counter()
             for block in blocks:
-                if len(present[block]) == len(wanted[block]):
+                stored = present.get(block, set())
+                size = min((block + 1) * BLOCK, products) - block * BLOCK
+                if len(stored) == size:
                     continue
-                keep = set(wanted[block]) - present[block]
                 rows = [
-                    row for row in product_block(seed, block, leaves, leaf_ids) if row[0] in keep
+                    row
+                    for row in product_block(seed, block, leaves, leaf_ids)[:size]
+                    if row[0] not in stored
                 ]
                 await conn.copy_records_to_table(
                     "products", records=rows, columns=list(PRODUCT_COLUMNS)

@@ -31,15 +31,15 @@ TABLE_DIGEST = (
 
 
 @pytest.fixture(scope="module")
-def database_url() -> str:
+def seed_database_url() -> str:
     url = worker_database_url("emporium_catalog_seed")
     migrate_fresh(url, SERVICE_ROOT / "alembic.ini")
     return url
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    url = make_url(database_url)
+async def db(seed_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    url = make_url(seed_database_url)
     conn = await asyncpg.connect(
         host=url.host, port=url.port or 5432, user=url.username, database=url.database
     )
@@ -73,12 +73,12 @@ async def index_definitions(db: asyncpg.Connection) -> list[str]:
 
 
 async def test_seed_loads_the_tree_and_products_and_a_second_run_changes_nothing(
-    database_url: str, db: asyncpg.Connection
+    seed_database_url: str, db: asyncpg.Connection
 ) -> None:
     indexes_before = await index_definitions(db)
 
     # A threshold below PRODUCTS: this load takes the bulk path (indexes dropped and rebuilt).
-    first = await seed(database_url, "--products", str(PRODUCTS), "--rebuild-threshold", "500")
+    first = await seed(seed_database_url, "--products", str(PRODUCTS), "--rebuild-threshold", "500")
 
     assert f"seeded {PRODUCTS:,} products (0 were present)" in first
     assert "7 indexes rebuilt" in first
@@ -90,7 +90,7 @@ async def test_seed_loads_the_tree_and_products_and_a_second_run_changes_nothing
 
     categories_digest = await digest(db, "categories")
     products_digest = await digest(db, "products")
-    second = await seed(database_url, "--products", str(PRODUCTS))
+    second = await seed(seed_database_url, "--products", str(PRODUCTS))
 
     assert "already seeded" in second
     assert "nothing to load" in second
@@ -99,9 +99,9 @@ async def test_seed_loads_the_tree_and_products_and_a_second_run_changes_nothing
 
 
 async def test_seeded_tree_is_three_levels_deep_with_products_in_the_leaves(
-    database_url: str, db: asyncpg.Connection
+    seed_database_url: str, db: asyncpg.Connection
 ) -> None:
-    await seed(database_url, "--products", str(PRODUCTS))
+    await seed(seed_database_url, "--products", str(PRODUCTS))
 
     by_depth = await db.fetch(
         """
@@ -140,9 +140,9 @@ async def test_seeded_tree_is_three_levels_deep_with_products_in_the_leaves(
 
 
 async def test_seeded_products_vary_and_are_searchable_with_a_typo(
-    database_url: str, db: asyncpg.Connection
+    seed_database_url: str, db: asyncpg.Connection
 ) -> None:
-    await seed(database_url, "--products", str(PRODUCTS))
+    await seed(seed_database_url, "--products", str(PRODUCTS))
 
     stock = await db.fetchrow(
         "SELECT count(*) FILTER (WHERE on_hand = 0) AS out_of_stock, "
@@ -185,12 +185,12 @@ async def test_seeded_products_vary_and_are_searchable_with_a_typo(
 
 
 async def test_a_larger_seed_adds_only_the_missing_products_and_keeps_the_others(
-    database_url: str, db: asyncpg.Connection
+    seed_database_url: str, db: asyncpg.Connection
 ) -> None:
-    await seed(database_url, "--products", str(PRODUCTS))
+    await seed(seed_database_url, "--products", str(PRODUCTS))
     before = await digest(db, "products")
 
-    more = await seed(database_url, "--products", str(PRODUCTS + 300))
+    more = await seed(seed_database_url, "--products", str(PRODUCTS + 300))
 
     assert f"seeded 300 products ({PRODUCTS:,} were present)" in more
     assert await db.fetchval("SELECT count(*) FROM products") == PRODUCTS + 300
