@@ -67,6 +67,7 @@ __all__ = [
     "instrument_redis",
     "instrument_sqlalchemy",
     "name_server_span",
+    "untraced_client_headers",
 ]
 
 Exporter = Literal["none", "otlp", "console"]
@@ -261,12 +262,28 @@ def instrument_httpx() -> None:
 
 
 def aiohttp_trace_configs() -> list[Any]:
-    """``trace_configs`` for an aiohttp ``ClientSession``: client spans and ``traceparent``."""
-    if tracing_disabled():
+    """``trace_configs`` for an aiohttp ``ClientSession``: client spans and ``traceparent``.
+
+    None when this process records no spans: the caller then adds
+    :func:`untraced_client_headers` to each request (the same propagation,
+    without building a client span per request).
+    """
+    if tracing_disabled() or not _records_spans:
         return []
     from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
     return [create_trace_config()]
+
+
+def untraced_client_headers() -> list[tuple[bytes, bytes]]:
+    """The current trace context as raw headers, for a request that no client span covers.
+
+    Empty when :func:`aiohttp_trace_configs` installs client spans (their
+    instrumentation injects their own context) or tracing is disabled.
+    """
+    if _records_spans or tracing_disabled():
+        return []
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in current_trace_headers().items()]
 
 
 def current_trace_headers() -> dict[str, str]:

@@ -19,6 +19,7 @@ from emporium_kit.client_ip import ClientIpResolver
 from emporium_kit.context import current_request_id
 from emporium_kit.identity.tokens import Principal
 from emporium_kit.problems import problem_response
+from emporium_kit.tracing import untraced_client_headers
 from gateway.proxy import (
     HOP_BY_HOP,
     REQUEST_HEADERS_REPLACED,
@@ -89,6 +90,7 @@ def upstream_headers(
         (b"x-request-id", (current_request_id() or "").encode()),
         (b"x-forwarded-for", client_ip.encode()),
         (b"x-forwarded-proto", str(scope.get("scheme", "http")).encode()),
+        *untraced_client_headers(),
     ]
     if principal is not None:
         forwarded += identity_headers(principal)
