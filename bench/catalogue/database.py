@@ -70,6 +70,12 @@ def prepare(env: dict[str, str], products: int) -> Prepared:
     url = catalog_bench_database_url(products)
     with_url = {**env, "CATALOG_DATABASE_URL": url}
     _run([PYTHON, str(ROOT / "scripts" / "migrate.py"), "catalog"], with_url)
+    print(
+        f"catalogue bench database {url.rsplit('/', 1)[-1]}: seeding {products:,} products "
+        "if missing (a first load of 1,000,000 takes minutes)",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.perf_counter()
     output = _run(
         [PYTHON, str(ROOT / "scripts" / "seed_catalog.py"), "--database-url", url,
