@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import catalog.adapters.db.reservations  # noqa: F401  (its tables join the metadata)
 from catalog.adapters.db.tables import metadata
 from catalog.settings import CatalogSettings
 from emporium_kit.database.migrations import run_migrations

@@ -80,13 +80,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['category_id'], ['categories.id'], name=op.f('fk_products_category_id_categories'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_products'))
     )
-    op.create_index('ix_products_attributes', 'products', ['attributes'], unique=False, postgresql_using='gin', postgresql_ops={'attributes': 'jsonb_path_ops'}, postgresql_where=sa.text('deleted_at IS NULL'))
+    op.create_index('ix_products_attributes', 'products', ['attributes'], unique=False, postgresql_using='gin', postgresql_ops={'attributes': 'jsonb_path_ops'}, postgresql_where=sa.text('deleted_at IS NULL'), postgresql_with={'fastupdate': 'off'})
     op.create_index('ix_products_category_id', 'products', ['category_id'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'))
     op.create_index('ix_products_created_at_id', 'products', [sa.literal_column('created_at DESC'), sa.literal_column('id DESC')], unique=False, postgresql_where=sa.text('deleted_at IS NULL'))
     op.create_index('ix_products_name_id', 'products', ['name', 'id'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'))
-    op.create_index('ix_products_name_trgm', 'products', ['name'], unique=False, postgresql_using='gin', postgresql_ops={'name': 'gin_trgm_ops'}, postgresql_where=sa.text('deleted_at IS NULL'))
+    op.create_index('ix_products_name_trgm', 'products', ['name'], unique=False, postgresql_using='gin', postgresql_ops={'name': 'gin_trgm_ops'}, postgresql_where=sa.text('deleted_at IS NULL'), postgresql_with={'fastupdate': 'off'})
     op.create_index('ix_products_price_amount_id', 'products', ['price_amount', 'id'], unique=False, postgresql_where=sa.text('deleted_at IS NULL'))
-    op.create_index('ix_products_search', 'products', ['search'], unique=False, postgresql_using='gin', postgresql_where=sa.text('deleted_at IS NULL'))
+    op.create_index('ix_products_search', 'products', ['search'], unique=False, postgresql_using='gin', postgresql_where=sa.text('deleted_at IS NULL'), postgresql_with={'fastupdate': 'off'})
     op.create_index('uq_products_sku_live', 'products', ['sku'], unique=True, postgresql_where=sa.text('deleted_at IS NULL'))
     # ### end Alembic commands ###
 
