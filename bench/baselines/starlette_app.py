@@ -2,7 +2,9 @@
 
 ``GET /me`` answers the same JSON as the users service's ``/api/v1/users/me``
 (the bench passes the real body in ``BENCH_ME_BODY``); ``GET /hello`` answers a
-tiny JSON object.
+tiny JSON object; ``GET /redis`` answers the same after one Redis round trip
+(an ``INCR`` on ``BENCH_REDIS_URL``): the floor of any server that does one,
+like the gateway's rate limit on a cached page.
 
     uvicorn bench.baselines.starlette_app:app --loop uvloop --http httptools
 """
@@ -13,6 +15,7 @@ import json
 import os
 from typing import Any
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -34,4 +37,17 @@ async def hello(request: Request) -> JSONResponse:
     return JSONResponse({"message": "Hello, world!"})
 
 
-app = Starlette(routes=[Route("/me", me), Route("/hello", hello)])
+_redis: Redis | None = None
+
+
+async def one_redis_round_trip(request: Request) -> JSONResponse:
+    global _redis
+    if _redis is None:
+        _redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    await _redis.incr("bench:baseline:hits")
+    return JSONResponse({"message": "Hello, world!"})
+
+
+app = Starlette(
+    routes=[Route("/me", me), Route("/hello", hello), Route("/redis", one_redis_round_trip)]
+)
