@@ -29,7 +29,18 @@ def ops_spec() -> dict[str, Any]:
     return spec
 
 
-SERVICES: dict[str, Callable[[], dict[str, Any]]] = {"users": users_spec, "ops": ops_spec}
+def catalog_spec() -> dict[str, Any]:
+    from catalog.main import create_app
+
+    spec: dict[str, Any] = create_app().openapi()
+    return spec
+
+
+SERVICES: dict[str, Callable[[], dict[str, Any]]] = {
+    "users": users_spec,
+    "ops": ops_spec,
+    "catalog": catalog_spec,
+}
 
 
 def render(spec: dict[str, Any]) -> str:
