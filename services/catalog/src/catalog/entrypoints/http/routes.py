@@ -26,6 +26,7 @@ from catalog.domain.products import (
 )
 from catalog.entrypoints.http.dependencies import CATALOG_WRITE, CatalogWriter, Components, Ports
 from catalog.entrypoints.http.schemas import (
+    MAX_AMOUNT,
     BatchProduct,
     BatchRequest,
     BatchResponse,
@@ -228,8 +229,8 @@ async def list_products(
         Line | None,
         Query(min_length=1, max_length=100, description="A category id or slug."),
     ] = None,
-    min_price: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    max_price: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    min_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
+    max_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
     in_stock: Annotated[
         bool | None, Query(description="true: only products with stock available.")
     ] = None,

@@ -16,6 +16,7 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -41,8 +42,9 @@ from emporium_kit.currencies import KNOWN_CURRENCIES, is_known_currency
 
 CURRENCY_CODES: Final = tuple(sorted(KNOWN_CURRENCIES))
 """Every ISO 4217 code with a minor unit (prices are integers of it)."""
-MAX_AMOUNT: Final = 2**63 - 1
-"""Amounts are PostgreSQL bigints."""
+MAX_AMOUNT: Final = 2**53 - 1
+"""Amounts are PostgreSQL bigints; this bound is exact in every JSON client (and in the
+published schema, whose numbers are doubles to most readers)."""
 MAX_ATTRIBUTE_NUMBER: Final = 2**53
 """Attribute numbers stay exact in every JSON client."""
 
@@ -72,15 +74,32 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
-# No control characters, no whitespace at either end, at least one character.
-NAME_PATTERN: Final = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+def _whole_number(value: object) -> object:
+    """JSON's integers, as JSON Schema counts them: ``1999`` and ``1999.0``, never
+    ``19.99``, ``"1999"`` or ``true``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number (minor units), not a fraction")
+        return int(value)
+    return value
+
+
+_WHOLE_NUMBER = BeforeValidator(_whole_number)
+
+
+# No control characters, no space at either end, at least one character. (No \s: its
+# meaning differs between Python, Rust and JSON Schema's ECMA regular expressions.)
+NAME_PATTERN: Final = r"^[^ \x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f])?$"
 TEXT_PATTERN: Final = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 LINE_PATTERN: Final = r"^[^\x00-\x1f\x7f]*$"
 SLUG_PATTERN: Final = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SKU_PATTERN: Final = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$"
 HTTPS_URL_PATTERN: Final = (
     r"^https://[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"(?::[0-9]{1,5})?(?:[/?#][^\s\x00-\x1f\x7f]*)?$"
+    r"(?::[0-9]{1,5})?(?:[/?#][^ \x00-\x1f\x7f]*)?$"
 )
 
 ProductName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
@@ -91,9 +110,13 @@ Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SKU_
 ImageUrl = Annotated[
     str, StringConstraints(min_length=9, max_length=2048, pattern=HTTPS_URL_PATTERN)
 ]
+# The length is in the pattern too: JSON Schema publishes a key's pattern, not its length.
+ATTRIBUTE_NAME_PATTERN: Final = rf"^[^\x00-\x1f\x7f]{{1,{MAX_ATTRIBUTE_NAME_LENGTH}}}$"
 AttributeName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_ATTRIBUTE_NAME_LENGTH, pattern=LINE_PATTERN),
+    StringConstraints(
+        min_length=1, max_length=MAX_ATTRIBUTE_NAME_LENGTH, pattern=ATTRIBUTE_NAME_PATTERN
+    ),
 ]
 AttributeText = Annotated[
     str, StringConstraints(max_length=MAX_ATTRIBUTE_TEXT_LENGTH, pattern=LINE_PATTERN)
@@ -110,12 +133,14 @@ Attributes = Annotated[
         max_length=MAX_ATTRIBUTES,
         description=f"A flat object of at most {MAX_ATTRIBUTES} attributes; each value a "
         "string, number or boolean (no nested objects or arrays).",
+        # Keys are constrained by patternProperties only when no others are allowed.
+        json_schema_extra={"additionalProperties": False},
     ),
 ]
 ImageUrls = Annotated[
     list[ImageUrl], Field(max_length=MAX_IMAGE_URLS, description="https URLs, at most 10.")
 ]
-Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK), _WHOLE_NUMBER]
 
 
 def _not_nullable(schema: dict[str, Any]) -> None:
@@ -130,7 +155,7 @@ class Strict(BaseModel):
 
 
 class Price(Strict):
-    amount: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT, description="Minor units.")]
+    amount: Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="Minor units."), _WHOLE_NUMBER]
     currency: CurrencyCode
 
     def to_money(self) -> Money:
