@@ -12,8 +12,14 @@ is the mail sink's arrival timestamp of the email to that account.
 
 Printed: requests/s accepted and emails/s delivered while requests arrive at
 full speed for ``BENCH_EMAIL_SECONDS``, how long the backlog took to drain,
-CPU seconds each process spent, then p50/p95/p99 from request to delivery at
-a steady ``BENCH_LATENCY_RATE`` per second.
+CPU seconds each process spent (and per email), then p50/p95/p99 from request
+to delivery at a steady ``BENCH_LATENCY_RATE`` per second.
+
+``BENCH_EMAIL_PROFILE=N`` also samples the users service, the worker (its
+forked job process included) and the mail sink with ``py-spy`` for N seconds
+of the full-speed phase (raw files under ``var/bench-profiles/``, summarised
+after the table as ``python -m bench.profiling`` does); py-spy takes CPU of
+its own, so time a run without it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from bench.profiling import PROFILE_DIR, py_spy, summarize, tables
 from bench.run import (
     PYTHON,
     ROOT,
@@ -41,7 +48,7 @@ from bench.run import (
     migrate,
     started,
 )
-from bench.servers import Server
+from bench.servers import Server, ServerError
 
 USERS_PORT, MAIL_HTTP_PORT, MAIL_SMTP_PORT = 18101, 18125, 18126
 BUDGET_PER_ACCOUNT = 3
@@ -77,6 +84,28 @@ def _tree_cpu(server: Server) -> float:
         total += (int(fields[11]) + int(fields[12])) / _TICKS
         pending.extend(int(child) for child in children)
     return total
+
+
+def _pid_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+async def _postgres_backends(database_url: str) -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL backend connected to the bench database
+    (the users service's pool, the worker's and the relay's), by pid."""
+    connection = await asyncpg.connect(_plain_dsn(database_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return {row["pid"]: _pid_cpu(row["pid"]) for row in rows}
 
 
 def _plain_dsn(url: str) -> str:
@@ -121,13 +150,57 @@ async def _count(client: httpx.AsyncClient) -> int:
     return int((await client.get("/api/v1/messages", params={"limit": 1})).json()["total"])
 
 
+async def _profile(servers: list[Server], *, after: float, seconds: int, stem: str) -> list[Path]:
+    """``py-spy record`` of each server (and its children: the worker forks) for
+    ``seconds``, ``after`` seconds from now; the raw files, one per server."""
+    await asyncio.sleep(after)
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    running = []
+    for server in servers:
+        out = PROFILE_DIR / f"{stem}-{server.name}.txt"
+        proc = await asyncio.create_subprocess_exec(
+            py_spy(), "record", "--pid", str(server.pid), "--subprocesses",
+            "--duration", str(seconds), "--rate", "100", "--format", "raw", "--function",
+            "--gil", "--full-filenames", "--output", str(out),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        running.append((proc, out))
+    files = []
+    for proc, out in running:
+        output, _ = await proc.communicate()
+        if proc.returncode != 0 or not out.is_file():
+            raise ServerError(f"py-spy failed (exit {proc.returncode}):\n{output.decode()}")
+        files.append(out)
+    return files
+
+
 async def throughput(
-    users: str, mail: str, emails: list[str], seconds: float, servers: list[Server]
-) -> Throughput:
+    users: str,
+    mail: str,
+    emails: list[str],
+    seconds: float,
+    servers: list[Server],
+    *,
+    database_url: str,
+    profile_seconds: int = 0,
+) -> tuple[Throughput, list[Path]]:
     addresses = [e for e in emails for _ in range(BUDGET_PER_ACCOUNT)]
     sent = 0
     deadline = time.monotonic() + seconds
     cpu_before = {s.name: _tree_cpu(s) for s in servers}
+    postgres_before = await _postgres_backends(database_url)
+    profiling = (
+        asyncio.create_task(
+            _profile(
+                servers,
+                after=min(2.0, seconds / 4),
+                seconds=profile_seconds,
+                stem=f"emails-{time.strftime('%Y%m%d-%H%M%S')}",
+            )
+        )
+        if profile_seconds
+        else None
+    )
     limits = httpx.Limits(max_connections=CONCURRENCY)
     async with (
         httpx.AsyncClient(base_url=users, timeout=30, limits=limits) as client,
@@ -152,6 +225,12 @@ async def throughput(
             await asyncio.sleep(0.2)
         drained = time.monotonic() - started_at - window
     cpu = {s.name: _tree_cpu(s) - cpu_before[s.name] for s in servers}
+    postgres_after = await _postgres_backends(database_url)
+    # Backends that came and went during the run are missed: the pools keep theirs.
+    cpu["postgres (bench database backends)"] = sum(
+        spent - postgres_before.get(pid, 0.0) for pid, spent in postgres_after.items()
+    )
+    profiles = await profiling if profiling is not None else []
     return Throughput(
         seconds=window,
         requests=sent,
@@ -160,7 +239,7 @@ async def throughput(
         delivered_per_second=delivered_in_window / window,
         drained_after=drained,
         cpu=cpu,
-    )
+    ), profiles
 
 
 async def latency(users: str, mail: str, emails: list[str], rate: float) -> list[float]:
@@ -216,9 +295,13 @@ def report(
         f"{result.delivered_in_window}: **{result.delivered_per_second:.0f}/s** |",
         f"| backlog drained after the requests stopped | {result.drained_after:.1f} s |",
         *(
-            f"| CPU seconds, {name} | {cpu:.1f} ({cpu / result.seconds * 100:.0f} % of a core) |"
+            f"| CPU seconds, {name} | {cpu:.1f} ({cpu / result.seconds * 100:.0f} % of a core"
+            f" over the requests' {result.seconds:.0f} s; "
+            f"{cpu / max(result.requests, 1) * 1000:.2f} ms per email) |"
             for name, cpu in result.cpu.items()
         ),
+        f"| CPU per email, these processes together | "
+        f"{sum(result.cpu.values()) / max(result.requests, 1) * 1000:.2f} ms |",
         f"| steady {rate:.0f}/s for {seconds:.0f} s: delivered | {len(delays)} of {steady} |",
         f"| request → delivery p50 / p95 / p99 | {p50:.0f} / {p95:.0f} / {p99:.0f} ms |",
     ]
@@ -229,6 +312,7 @@ def main() -> int:
     seconds = float(os.environ.get("BENCH_EMAIL_SECONDS", "60"))
     latency_seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
     rate = float(os.environ.get("BENCH_LATENCY_RATE", "50"))
+    profile_seconds = int(os.environ.get("BENCH_EMAIL_PROFILE", "0"))
     run = uuid.uuid4().hex[:10]
     env = common_environment()
     migrate(env)
@@ -272,11 +356,22 @@ def main() -> int:
         )  # fmt: skip
         if mailsink is None or users is None or worker is None:
             return 1
-        result = asyncio.run(
-            throughput(users.url, mailsink.url, emails, seconds, [users, worker, mailsink])
+        result, profiles = asyncio.run(
+            throughput(
+                users.url,
+                mailsink.url,
+                emails,
+                seconds,
+                [users, worker, mailsink],
+                database_url=bench_database_url(),
+                profile_seconds=profile_seconds,
+            )
         )
         delays = asyncio.run(latency(users.url, mailsink.url, steady, rate))
     print(report(result, delays, steady=len(steady), rate=rate, seconds=latency_seconds))
+    for path in profiles:
+        print(f"\n#### py-spy, {path.name} ({profile_seconds} s under full load)\n")
+        print(tables(summarize([path]), top=25))
     return 0
 
 
