@@ -19,6 +19,7 @@ import pytest
 from emporium_kit.email import EmailDeliveryFailed, RenderedEmail
 from users.domain.model import ClientInfo, Credentials, LoginLockout, Session, User
 from users.use_cases.jobs import SEND_PASSWORD_RESET_EMAIL, JobKind
+from users.use_cases.ports import ResetEmailClaim, ResetRecipient
 from users.use_cases.ports_and_policy import Policy, PortsAndPolicy
 from users.use_cases.send_reset_email import send_reset_email
 
@@ -41,6 +42,7 @@ class World:
     resets: dict[bytes, FakeResetToken] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     jobs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    jobs_run: set[tuple[str, str]] = field(default_factory=set)
     grants: dict[str, list[str]] = field(default_factory=lambda: {"admin": ["users:admin"]})
 
 
@@ -186,7 +188,7 @@ class FakeResetTokens:
             if token.user_id == user_id:
                 token.used = True
 
-    async def lock_and_count_issued(self, user_id: UUID, since: datetime) -> int:
+    def issued_since(self, user_id: UUID, since: datetime) -> int:
         return sum(t.user_id == user_id and t.created_at > since for t in self.w.resets.values())
 
 
@@ -219,6 +221,35 @@ class FakeUnitOfWork:
 
     async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
         self.draft.jobs.append((kind.task_name, kwargs))
+
+    # The reset email job's statements (ResetEmailIssuing), on the same draft.
+
+    async def claim(self, *, job: str, job_id: str, email: str) -> ResetEmailClaim:
+        if (job, job_id) in self.draft.jobs_run:
+            return ResetEmailClaim(first_run=False)
+        self.draft.jobs_run.add((job, job_id))
+        credentials = await self.users.credentials_by_email(email)
+        if credentials is None:
+            return ResetEmailClaim(first_run=True)
+        user = credentials.user
+        return ResetEmailClaim(
+            first_run=True,
+            recipient=ResetRecipient(id=user.id, email=user.email, full_name=user.full_name),
+        )
+
+    async def issue_within_budget(
+        self,
+        user_id: UUID,
+        token_hash: bytes,
+        expires_at: datetime,
+        *,
+        since: datetime,
+        budget: int,
+    ) -> bool:
+        if self.reset_tokens.issued_since(user_id, since) >= budget:
+            return False
+        await self.reset_tokens.add(user_id, token_hash, expires_at)
+        return True
 
 
 class PlainHasher:
@@ -320,7 +351,10 @@ class Harness:
             if name != SEND_PASSWORD_RESET_EMAIL.task_name:
                 continue
             async with self.ports.uow() as uow:
-                await send_reset_email(self.ports, uow, email=kwargs["email"])
+                assert isinstance(uow, FakeUnitOfWork)
+                await send_reset_email(
+                    self.ports, uow, job_id=f"job-{self.ran}", email=kwargs["email"]
+                )
                 await uow.commit()
 
     def reset_emails(self) -> list[dict[str, Any]]:

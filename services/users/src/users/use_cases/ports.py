@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -88,12 +89,46 @@ class ResetTokenRepository(Protocol):
     async def revoke_all(self, user_id: UUID) -> None:
         """End every unused token of the user."""
 
-    async def lock_and_count_issued(self, user_id: UUID, since: datetime) -> int:
-        """How many tokens the user was issued since ``since``.
 
-        Issuing for that user is locked until the unit of work ends, so a
-        budget checked on this count holds however many run at once.
-        """
+@dataclass(frozen=True, slots=True)
+class ResetRecipient:
+    """The account a reset email goes to."""
+
+    id: UUID
+    email: str
+    full_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetEmailClaim:
+    """What claiming a reset email job found: whether this is the job's first run, and
+    the account (None: no account has that email)."""
+
+    first_run: bool
+    recipient: ResetRecipient | None = None
+
+
+class ResetEmailIssuing(Protocol):
+    """The reset email job's statements, in the transaction the job commits once SMTP
+    has accepted the email (two round trips, so a job costs little besides SMTP)."""
+
+    async def claim(self, *, job: str, job_id: str, email: str) -> ResetEmailClaim:
+        """Record that ``job_id`` ran, find the account of ``email`` and lock issuing for
+        it until the transaction ends, in one step; nothing is locked when the job ran
+        before (``first_run`` False) or no account has that email."""
+
+    async def issue_within_budget(
+        self,
+        user_id: UUID,
+        token_hash: bytes,
+        expires_at: datetime,
+        *,
+        since: datetime,
+        budget: int,
+    ) -> bool:
+        """Store the token, unless the user was issued ``budget`` tokens since ``since``
+        already; whether it was stored. Called after :meth:`claim` locked issuing, so
+        the count holds however many jobs run at once."""
 
 
 class UnitOfWork(Protocol):

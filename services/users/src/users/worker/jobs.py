@@ -1,9 +1,11 @@
 """What the users worker runs for each job kind (``use_cases.jobs``), wired to its adapters.
 
 Each job is idempotent: the reset email records its job id in the inbox in
-the transaction that stores the token, so a redelivery (a worker killed
-mid-job, a replay) sends nothing more once one run committed; the clean-ups
-delete by age, so a second run finds nothing left to delete.
+the transaction that stores the token (the first of its two statements), so a
+redelivery (a worker killed mid-job, a replay) sends nothing more once one run
+committed; the clean-ups delete by age, so a second run finds nothing left to
+delete. The reset email runs on a plain connection (SQLAlchemy Core, no ORM
+session): BEGIN, two statements, COMMIT.
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, Context, TaskiqDepends
 
-from emporium_kit.jobs import first_run
 from emporium_kit.messaging.envelope import REQUEST_ID_HEADER
 from users.adapters.db.cleanup import delete_expired_credentials, prune_outbox_and_inbox
-from users.adapters.db.tables import inbox
-from users.adapters.db.unit_of_work import SqlConsumerUnitOfWork
+from users.adapters.db.repositories import SqlResetEmailIssuing
 from users.use_cases.jobs import (
     DELETE_EXPIRED_CREDENTIALS,
     PRUNE_OUTBOX_AND_INBOX,
@@ -60,20 +60,13 @@ def declare_jobs(
     ) -> None:
         parts = components()
         request_id = context.message.labels.get(REQUEST_ID_HEADER)
-        async with parts.sessions() as session, session.begin():
-            if not await first_run(
-                session,
-                inbox,
-                job=SEND_PASSWORD_RESET_EMAIL.task_name,
-                job_id=context.message.task_id,
-            ):
-                log.info("password_reset_email_already_sent", requested_at=requested_at)
-                return
+        async with parts.engine.connect() as connection, connection.begin():
             # SMTP accepts the email before the token and the job id commit; a
             # refusal raises and rolls both back, and the job is retried.
             await send_reset_email(
                 parts.ports,
-                SqlConsumerUnitOfWork(session),
+                SqlResetEmailIssuing(connection),
+                job_id=context.message.task_id,
                 email=email,
                 request_id=request_id if isinstance(request_id, str) else None,
             )

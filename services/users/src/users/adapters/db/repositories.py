@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from users.adapters.db.tables import (
+    TIMESTAMP,
+    inbox,
     password_reset_tokens,
     refresh_tokens,
     role_permissions,
@@ -23,6 +25,7 @@ from users.adapters.db.tables import (
 from users.domain.errors import UserNotFound
 from users.domain.model import ClientInfo, Credentials, Session, User
 from users.domain.passwords import normalize_email
+from users.use_cases.ports import ResetEmailClaim, ResetRecipient
 
 _roles_of_user = (
     sa.select(sa.func.coalesce(sa.func.array_agg(sa.text("role ORDER BY role")), sa.text("'{}'")))
@@ -358,23 +361,102 @@ class SqlResetTokenRepository:
             .values(used_at=sa.func.now())
         )
 
-    async def lock_and_count_issued(self, user_id: UUID, since: datetime) -> int:
-        # A transaction-scoped advisory lock on the user, not a row lock on the
-        # users row: the lock is held while SMTP answers, and logins, profile
-        # changes and password updates of that user must not wait for it.
-        await self._s.execute(
-            sa.select(
-                sa.func.pg_advisory_xact_lock(_RESET_ISSUING_LOCKS, sa.func.hashtext(str(user_id)))
-            )
+
+# The reset email job's first statement: its job id into the inbox, the account
+# by email, and the per-user issuing lock, taken only when the job id was new
+# and the account exists (a transaction-scoped advisory lock, not a row lock on
+# the users row: it is held while SMTP answers, and logins, profile changes and
+# password updates of that user must not wait for it). No row: the job ran.
+_claimed = (
+    insert(inbox)
+    .values(consumer=sa.bindparam("job"), message_id=sa.bindparam("job_id", type_=sa.Uuid()))
+    .on_conflict_do_nothing()
+    .returning(inbox.c.message_id)
+    .cte("claimed")
+)
+_CLAIM_RESET_EMAIL = sa.select(
+    users.c.id,
+    users.c.email,
+    users.c.full_name,
+    sa.case(
+        (
+            users.c.id.is_not(None),
+            sa.cast(
+                sa.func.pg_advisory_xact_lock(
+                    _RESET_ISSUING_LOCKS, sa.func.hashtext(sa.cast(users.c.id, sa.Text))
+                ),
+                sa.Text,
+            ),
         )
-        count: int = (
-            await self._s.execute(
-                sa.select(sa.func.count())
-                .select_from(password_reset_tokens)
-                .where(
-                    password_reset_tokens.c.user_id == user_id,
-                    password_reset_tokens.c.created_at > since,
-                )
+    ).label("locked"),
+).select_from(
+    _claimed.outerjoin(users, users.c.email_normalized == sa.bindparam("email", type_=sa.Text))
+)
+
+# Its second, after the lock: the token, unless the hourly budget is spent. A
+# statement of its own, so that it reads what the previous holder of the lock
+# committed (READ COMMITTED: a snapshot per statement).
+_issued_since = (
+    sa.select(sa.func.count())
+    .select_from(password_reset_tokens)
+    .where(
+        password_reset_tokens.c.user_id == sa.bindparam("user_id", type_=sa.Uuid()),
+        password_reset_tokens.c.created_at > sa.bindparam("since", type_=TIMESTAMP),
+    )
+    .scalar_subquery()
+)
+_ISSUE_WITHIN_BUDGET = (
+    sa.insert(password_reset_tokens)
+    .from_select(
+        ["token_hash", "user_id", "expires_at"],
+        sa.select(
+            sa.bindparam("token_hash", type_=sa.LargeBinary()),
+            sa.bindparam("user_id", type_=sa.Uuid()),
+            sa.bindparam("expires_at", type_=TIMESTAMP),
+        ).where(_issued_since < sa.bindparam("budget", type_=sa.Integer())),
+    )
+    .returning(password_reset_tokens.c.token_hash)
+)
+
+
+class SqlResetEmailIssuing:
+    """The reset email job's two statements, on the job's connection and transaction."""
+
+    def __init__(self, connection: AsyncConnection | AsyncSession) -> None:
+        self._c = connection
+
+    async def claim(self, *, job: str, job_id: str, email: str) -> ResetEmailClaim:
+        row = (
+            await self._c.execute(
+                _CLAIM_RESET_EMAIL, {"job": job, "job_id": UUID(job_id), "email": email}
             )
-        ).scalar_one()
-        return count
+        ).one_or_none()
+        if row is None:
+            return ResetEmailClaim(first_run=False)
+        if row.id is None:
+            return ResetEmailClaim(first_run=True)
+        return ResetEmailClaim(
+            first_run=True,
+            recipient=ResetRecipient(id=row.id, email=row.email, full_name=row.full_name),
+        )
+
+    async def issue_within_budget(
+        self,
+        user_id: UUID,
+        token_hash: bytes,
+        expires_at: datetime,
+        *,
+        since: datetime,
+        budget: int,
+    ) -> bool:
+        stored = await self._c.execute(
+            _ISSUE_WITHIN_BUDGET,
+            {
+                "token_hash": token_hash,
+                "user_id": user_id,
+                "expires_at": expires_at,
+                "since": since,
+                "budget": budget,
+            },
+        )
+        return stored.first() is not None
