@@ -1,8 +1,8 @@
 """The whole running system, driven through the gateway as a client would.
 
-Real processes (the mail sink, users and its worker, ops, the gateway) on free
-ports, against a fresh database of this worker's, a Redis database and job and
-dead-letter queues of its own.
+Real processes (the mail sink, users and its worker, ops, the catalogue, the
+gateway) on free ports, against fresh databases of this worker's, a Redis database
+and job and dead-letter queues of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 class System:
     gateway: str
     users: str
+    catalog: str
     mail: str
     redis_url: str
     traces: OtlpCollector
@@ -54,13 +55,16 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 def running_system(
     tmp_path_factory: pytest.TempPathFactory, *, database: str, redis_offset: int
 ) -> Iterator[System]:
-    """Mail sink, users and gateway as real processes, on a database and Redis db of their own."""
+    """Mail sink, users, ops, catalog and gateway as real processes, on databases and a Redis
+    db of their own."""
     database_url = worker_database_url(database)
     migrate_fresh(database_url, ROOT / "services" / "users" / "alembic.ini")
     ops_database_url = worker_database_url(database.replace("users", "ops"))
     migrate_fresh(ops_database_url, ROOT / "services" / "ops" / "alembic.ini")
-    smtp, mail_http, users_port, gateway_port, worker_metrics, ops_port = (
-        free_port() for _ in range(6)
+    catalog_database_url = worker_database_url(database.replace("users", "catalog"))
+    migrate_fresh(catalog_database_url, ROOT / "services" / "catalog" / "alembic.ini")
+    smtp, mail_http, users_port, gateway_port, worker_metrics, ops_port, catalog_port = (
+        free_port() for _ in range(7)
     )
     redis = redis_url(redis_offset)
     flush = Redis.from_url(redis)
@@ -113,16 +117,29 @@ def running_system(
         )
         processes.append(ops)
         ops.wait_until_ready(f"http://127.0.0.1:{ops_port}/health/ready")
+        catalog = ChildProcess(
+            "catalog",
+            env={
+                **shared,
+                "CATALOG_PORT": str(catalog_port),
+                "CATALOG_DATABASE_URL": catalog_database_url,
+                "CATALOG_USERS_URL": f"http://127.0.0.1:{users_port}",
+                # No rates stand-in in this system: ?currency= reads answer fx_error.
+                "CATALOG_FX_FETCH_WHEN_EMPTY": "false",
+            },
+        )
+        processes.append(catalog)
+        catalog.wait_until_ready(f"http://127.0.0.1:{catalog_port}/health/ready")
         gateway = ChildProcess(
             "gateway",
             env={
                 **shared,
                 "GATEWAY_PORT": str(gateway_port),
                 "GATEWAY_USERS_URL": f"http://127.0.0.1:{users_port}",
-                "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{free_port()}",
+                "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{catalog_port}",
                 "GATEWAY_ORDERS_URL": f"http://127.0.0.1:{free_port()}",
                 "GATEWAY_OPS_URL": f"http://127.0.0.1:{ops_port}",
-                "GATEWAY_REQUIRED_UPSTREAMS": "users,ops",
+                "GATEWAY_REQUIRED_UPSTREAMS": "users,ops,catalog",
                 "GATEWAY_REDIS_KEY_PREFIX": f"e2e:gw:{uuid.uuid4().hex}:",
                 # Generous limits so fuzzing explores past the limiter; the
                 # limits themselves are tested in the gateway's own suite.
@@ -136,6 +153,7 @@ def running_system(
         yield System(
             gateway=f"http://127.0.0.1:{gateway_port}",
             users=f"http://127.0.0.1:{users_port}",
+            catalog=f"http://127.0.0.1:{catalog_port}",
             mail=f"http://127.0.0.1:{mail_http}",
             redis_url=redis,
             traces=traces,
