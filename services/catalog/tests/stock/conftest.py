@@ -40,6 +40,7 @@ from catalog.entrypoints.consumers.order_events import (
 )
 from catalog.settings import CatalogSettings
 from emporium_kit.database import DatabaseSettings, create_engine
+from emporium_kit.logging import configure_logging
 from emporium_kit.messaging import EXCHANGE, EventEnvelope, JSONValue, dead_letter_queue_name
 from emporium_kit.messaging.consumer import EventConsumer, retry_queue_name
 from emporium_kit.messaging.dead_letters import DeadLetter, declare_dead_letters
@@ -332,6 +333,9 @@ async def stock(
 ) -> AsyncIterator[StockWorld]:
     """A clean database and two running replicas of the order-events consumer."""
     await truncate_all(stock_database_url)
+    # As the process logs (LOG_JSON): the console renderer's rich tracebacks take
+    # long enough to stall the event loop while its transactions hold row locks.
+    configure_logging("catalog-consumers", level="INFO", json=True)
     consumers = [build_order_events_consumer(stock_settings, stock_engine) for _ in range(2)]
     for consumer in consumers:
         await consumer.start()

@@ -329,3 +329,89 @@ async def test_order_events_reach_the_queue_through_the_events_exchange(
     await stock.publish(cancelled, through_topic=True)
     await stock.wait_handled(cancelled)
     assert await stock.status(order) == "released"
+
+
+async def _deadlocks(stock: StockWorld) -> int:
+    async with stock.engine.connect() as conn:
+        count = await conn.scalar(
+            sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        )
+    return int(count or 0)
+
+
+async def test_orders_sharing_products_in_opposite_orders_never_deadlock(
+    stock: StockWorld,
+) -> None:
+    first = await stock.add_product(on_hand=100)
+    second = await stock.add_product(on_hand=100)
+    await asyncio.sleep(1.5)  # let earlier tests' statistics reach pg_stat_database
+    before = await _deadlocks(stock)
+    orders = [uuid.uuid4() for _ in range(40)]
+    await asyncio.gather(
+        *(
+            stock.place(order, [(first, 1), (second, 1)] if n % 2 else [(second, 1), (first, 1)])
+            for n, order in enumerate(orders)
+        )
+    )
+
+    async def all_decided() -> bool:
+        return len(await stock.statuses(orders)) == len(orders)
+
+    await wait_until(all_decided, within=60)
+    await stock.settled()
+    assert set((await stock.statuses(orders)).values()) == {"reserved"}
+    assert await stock.stock(first) == (100, 40)
+    assert await stock.stock(second) == (100, 40)
+    await asyncio.sleep(1.5)  # backends report their statistics about once a second
+    assert await _deadlocks(stock) == before
+
+
+async def test_payment_and_cancellation_racing_leave_stock_consistent(stock: StockWorld) -> None:
+    """Each order ends committed (its units sold) or released (given back), never both."""
+    product = await stock.add_product(on_hand=30)
+    orders = [uuid.uuid4() for _ in range(15)]
+    for order in orders:
+        await stock.place(order, [(product, 2)])
+
+    async def all_reserved() -> bool:
+        statuses = await stock.statuses(orders)
+        return len(statuses) == len(orders) and set(statuses.values()) == {"reserved"}
+
+    await wait_until(all_reserved, within=30)
+    await asyncio.gather(
+        *(stock.pay(order) for order in orders), *(stock.cancel(o) for o in orders)
+    )
+    await stock.settled(within=30)
+
+    statuses = await stock.statuses(orders)
+    committed = [o for o in orders if statuses[o] == "committed"]
+    released = [o for o in orders if statuses[o] == "released"]
+    assert len(committed) + len(released) == len(orders)
+    assert await stock.stock(product) == (30 - 2 * len(committed), 0)
+    assert len(await stock.events(STOCK_COMMITTED)) == len(committed)
+    assert len(await stock.events(STOCK_RELEASED)) == len(released)
+
+
+async def test_a_cancellation_racing_its_placement_leaves_nothing_reserved(
+    stock: StockWorld,
+) -> None:
+    """The customer cancels while the order is still pending: whichever of the two
+    events is handled first, each order ends released and no unit stays held."""
+    product = await stock.add_product(on_hand=50)
+    orders = [uuid.uuid4() for _ in range(12)]
+    await asyncio.gather(
+        *(stock.place(order, [(product, 2)]) for order in orders),
+        *(stock.cancel(order, "customer") for order in orders),
+    )
+
+    async def all_released() -> bool:
+        statuses = await stock.statuses(orders)
+        return len(statuses) == len(orders) and set(statuses.values()) == {"released"}
+
+    await wait_until(all_released, within=60)
+    await stock.settled(within=30)
+    assert set((await stock.statuses(orders)).values()) == {"released"}
+    assert await stock.stock(product) == (50, 0)
+    reserved = {p["order_id"] for p in await stock.events(STOCK_RESERVED)}
+    released = {p["order_id"] for p in await stock.events(STOCK_RELEASED)}
+    assert reserved == released  # every order reserved first was released
