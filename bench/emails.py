@@ -328,6 +328,7 @@ def main() -> int:
         MAILSINK_HTTP_PORT=str(MAIL_HTTP_PORT),
         MAILSINK_MAX_MESSAGES="200000",
         LOG_LEVEL="WARNING",
+        MAILSINK_LOG_LEVEL="WARNING",
         OTEL_SDK_DISABLED=os.environ.get("OTEL_SDK_DISABLED", "false"),
     )
     # Enough accounts that no request meets the hourly budget: about 300 requests/s at most.

@@ -1,8 +1,9 @@
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
-from mailsink.mailbox import Mailbox
+from mailsink.mailbox import Mailbox, Received
 from mailsink.message import CapturedMessage
 from mailsink.search import SearchQuery
 
@@ -66,3 +67,28 @@ def test_empty_mailbox_has_no_latest_message(mailbox: Mailbox) -> None:
 def test_mailbox_needs_room_for_one_message() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Mailbox(max_messages=0)
+
+
+def test_a_received_message_is_parsed_when_first_read_and_kept_in_its_place(
+    mailbox: Mailbox, capture: Capture, build_raw: RawBuilder
+) -> None:
+    mailbox.add(capture(build_raw(subject="parsed on arrival")))
+    raw = build_raw(subject="parsed when read", to="Bob <bob@example.test>")
+    received = Received(
+        id="r-1",
+        raw=raw,
+        received_at=datetime(2025, 3, 1, 9, 31, tzinfo=UTC),
+        envelope_sender="shop@example.test",
+        envelope_recipients=("bob@example.test", "hidden@example.test"),
+    )
+    mailbox.add(received)
+    assert mailbox.unread == 2  # counted without parsing
+
+    latest = mailbox.latest()
+    assert latest is not None
+    assert (latest.id, latest.subject, latest.size) == ("r-1", "parsed when read", len(raw))
+    assert [a.address for a in latest.to] == ["bob@example.test"]
+    assert [a.address for a in latest.bcc] == ["hidden@example.test"]
+    assert latest.received_at == received.received_at
+    assert mailbox.get("r-1") is latest  # parsed once, then kept
+    assert [m.subject for m in mailbox.newest_first()] == ["parsed when read", "parsed on arrival"]

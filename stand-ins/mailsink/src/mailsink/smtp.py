@@ -1,16 +1,19 @@
-"""The SMTP side of the sink: an aiosmtpd server that stores every message it receives."""
+"""The SMTP side of the sink: an aiosmtpd server that stores every message it receives
+(parsed when first read: :class:`~mailsink.mailbox.Received`)."""
 
 import asyncio
 import logging
 import uuid
 import weakref
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from typing import Final
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from mailsink.mailbox import Mailbox
-from mailsink.parsing import parse_message
+from mailsink.mailbox import Mailbox, Received
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +30,22 @@ def new_message_id() -> str:
     return "".join(chars)
 
 
+_HEADERS: Final = BytesHeaderParser(policy=compat32)
+
+
+def _subject_of(raw: bytes) -> str:
+    """The decoded Subject, from the headers alone (for the log line)."""
+    subject = _HEADERS.parsebytes(raw).get("Subject")
+    if subject is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(subject))))
+    except (ValueError, LookupError):
+        return str(subject)
+
+
 class CaptureHandler:
-    """aiosmtpd handler that parses each message and adds it to the mailbox."""
+    """aiosmtpd handler that adds each message to the mailbox, to be parsed when read."""
 
     def __init__(self, mailbox: Mailbox) -> None:
         self._mailbox = mailbox
@@ -39,22 +56,23 @@ class CaptureHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        message = parse_message(
-            raw,
-            sink_id=new_message_id(),
+        message = Received(
+            id=new_message_id(),
+            raw=raw,
             received_at=datetime.now(UTC),
             envelope_sender=envelope.mail_from,
-            envelope_recipients=envelope.rcpt_tos,
+            envelope_recipients=tuple(envelope.rcpt_tos),
         )
         self._mailbox.add(message)
-        logger.info(
-            "received message %s from %s to %s, subject %r, %d bytes",
-            message.id,
-            envelope.mail_from,
-            ", ".join(envelope.rcpt_tos),
-            message.subject,
-            message.size,
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "received message %s from %s to %s, subject %r, %d bytes",
+                message.id,
+                envelope.mail_from,
+                ", ".join(envelope.rcpt_tos),
+                _subject_of(raw),
+                len(raw),
+            )
         return "250 2.0.0 Message accepted for delivery"
 
 
