@@ -43,6 +43,7 @@ class System:
     traces: OtlpCollector
     jobs_queue: str
     dead_letters_queue: str
+    catalog_orders_queue: str
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +67,7 @@ def running_system(
     smtp, mail_http, users_port, gateway_port, worker_metrics, ops_port, catalog_port = (
         free_port() for _ in range(7)
     )
+    catalog_consumers_metrics = free_port()
     redis = redis_url(redis_offset)
     flush = Redis.from_url(redis)
     flush.flushdb()  # counters and revocations of an earlier run
@@ -77,6 +79,7 @@ def running_system(
     # worker would take (and fail) this system's jobs.
     run = uuid.uuid4().hex[:12]
     jobs_queue, dead_letters = f"users.jobs.e2e-{run}", f"emporium.dead-letters.e2e-{run}"
+    catalog_orders = f"catalog.orders.e2e-{run}"
     shared["DEAD_LETTERS_QUEUE"] = dead_letters
     processes: list[ChildProcess] = []
     try:
@@ -130,6 +133,19 @@ def running_system(
         )
         processes.append(catalog)
         catalog.wait_until_ready(f"http://127.0.0.1:{catalog_port}/health/ready")
+        # The order events that reserve, commit and release stock (its /metrics
+        # answers once it consumes).
+        catalog_consumers = ChildProcess(
+            "catalog.consumers",
+            env={
+                **shared,
+                "CATALOG_DATABASE_URL": catalog_database_url,
+                "CATALOG_ORDERS_QUEUE": catalog_orders,
+                "CATALOG_CONSUMERS_METRICS_PORT": str(catalog_consumers_metrics),
+            },
+        )
+        processes.append(catalog_consumers)
+        catalog_consumers.wait_until_ready(f"http://127.0.0.1:{catalog_consumers_metrics}/metrics")
         gateway = ChildProcess(
             "gateway",
             env={
@@ -159,6 +175,7 @@ def running_system(
             traces=traces,
             jobs_queue=jobs_queue,
             dead_letters_queue=dead_letters,
+            catalog_orders_queue=catalog_orders,
         )
     finally:
         for process in reversed(processes):
@@ -169,7 +186,13 @@ def running_system(
             pool.submit(
                 asyncio.run,
                 _delete_queues(
-                    jobs_queue, f"{jobs_queue}.delay", f"{jobs_queue}.rejected", dead_letters
+                    jobs_queue,
+                    f"{jobs_queue}.delay",
+                    f"{jobs_queue}.rejected",
+                    dead_letters,
+                    catalog_orders,
+                    f"{catalog_orders}.retry",
+                    f"{catalog_orders}.dlq",
                 ),
             ).result()
 
