@@ -328,3 +328,48 @@ async def test_rows_the_broker_does_not_confirm_stay_unpublished_and_are_retried
     [row] = await _outbox_rows(engine, tables.outbox)
     assert row.published_at is not None
     assert row.attempts == 1
+
+
+async def test_a_committed_row_wakes_the_relay_long_before_its_next_poll(
+    engine: AsyncEngine,
+    tables: MessagingTables,
+    session_factory: async_sessionmaker[AsyncSession],
+    routing_key: str,
+    capture_queue: CaptureQueue,
+) -> None:
+    queue = await capture_queue(routing_key)
+    received: list[str] = []
+
+    async def published(count: int) -> bool:
+        received.extend(message.message_id or "" for message in await drain(queue))
+        return len(received) >= count
+
+    # The poll a minute away: only the outbox's NOTIFY can bring the rows out in time.
+    relay = OutboxRelay(engine, tables.outbox, AMQP_URL, poll_interval=60.0)
+    running = asyncio.create_task(relay.run())
+    try:
+        await wait_until(lambda: relay.listening, within=5)
+        await asyncio.sleep(0.2)  # the first pass (an empty outbox) is over
+
+        async def rolled_back() -> None:
+            async with session_factory() as session, session.begin():
+                await add_event(session, tables.outbox, routing_key, {"n": "rolled back"})
+                raise _AbortUnitOfWork
+
+        with pytest.raises(_AbortUnitOfWork):
+            await rolled_back()
+        first = await _add_committed_events(session_factory, tables.outbox, routing_key, 2)
+        await wait_until(lambda: published(2), within=3)
+        assert received == [str(event_id) for event_id in first]
+        # A rolled-back transaction notifies nobody; one transaction's rows, once.
+        assert relay.wake_ups == 1
+
+        received.clear()
+        second = await _add_committed_events(session_factory, tables.outbox, routing_key, 1)
+        await wait_until(lambda: published(1), within=3)
+        assert received == [str(second[0])]
+        assert relay.wake_ups == 2
+    finally:
+        await relay.stop()
+        await running
+    assert not relay.listening

@@ -8,6 +8,14 @@ transaction. A row whose publication is not confirmed stays unpublished: its
 capped exponential backoff and jitter, so it is retried, never dropped. A crash
 between the broker's confirm and the commit publishes a row again later, which is
 why consumers deduplicate on the message id.
+
+The relay listens (``LISTEN``) on its outbox's channel (:func:`.outbox.notify_channel`)
+on a connection of its own: every committed write through ``add_event`` or
+``add_job`` wakes it, so a row is published within ``wake_min_interval``
+instead of up to ``poll_interval`` later (under load, the passes still come at
+most that often, so each takes a batch). The poll stays: for rows written
+around the kit, retries coming due, and notifications missed while the
+listening connection was being replaced.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from .broker import (
     declare_jobs_exchange,
 )
 from .envelope import EventEnvelope
+from .outbox import notify_channel
 
 logger = structlog.get_logger()
 
@@ -144,6 +153,8 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=7),
         purge_interval: float | None = 3600.0,
         name: str = "outbox-relay",
+        listen: bool = True,
+        wake_min_interval: float = 0.05,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -175,10 +186,30 @@ class OutboxRelay:
         self._running = False
         self._failed_passes = 0
 
+        self._listen = listen
+        self._wake_min_interval = wake_min_interval
+        self._notify_channel = notify_channel(outbox)
+        self._wake = asyncio.Event()
+        self._listener: AsyncConnection | None = None
+        self._listener_driver: Any = None
+        self._listen_not_before = 0.0
+        self._wake_ups = 0
+
     @property
     def failed_passes(self) -> int:
         """How many passes of :meth:`run` have failed (database errors and the like)."""
         return self._failed_passes
+
+    @property
+    def listening(self) -> bool:
+        """Whether the relay is listening for its outbox's notifications right now."""
+        driver = self._listener_driver
+        return driver is not None and not driver.is_closed()
+
+    @property
+    def wake_ups(self) -> int:
+        """How many notifications of committed rows the relay has received."""
+        return self._wake_ups
 
     # -- one pass -------------------------------------------------------------------
 
@@ -321,6 +352,9 @@ class OutboxRelay:
         try:
             while not self._stop_requested.is_set():
                 delay = self._poll_interval
+                await self._ensure_listening()
+                self._wake.clear()  # a notification from here on means another pass
+                pass_started = loop.time()
                 try:
                     published = await self.publish_pending()
                     if loop.time() >= next_lag_sample:
@@ -343,7 +377,14 @@ class OutboxRelay:
                     self._log.exception(
                         "outbox_relay_pass_failed", failures=pass_failures, retry_in=delay
                     )
-                await self._sleep_unless_stopped(delay)
+                if pass_failures:
+                    await self._sleep_unless_stopped(delay)
+                elif await self._wait_for_wake(delay):
+                    # Woken by a commit: not sooner than wake_min_interval after the
+                    # last pass, so that under load each pass takes a batch.
+                    await self._sleep_unless_stopped(
+                        pass_started + self._wake_min_interval - loop.time()
+                    )
         finally:
             await self.close()
             self._running = False
@@ -354,12 +395,88 @@ class OutboxRelay:
     async def stop(self) -> None:
         """Ask :meth:`run` to finish its current pass and return; wait until it has."""
         self._stop_requested.set()
+        self._wake.set()
         if self._running:
             await self._finished.wait()
 
     async def close(self) -> None:
-        """Close the broker connection (``run`` does this itself when it ends)."""
+        """Close the broker connection and the listening one (``run`` does this itself
+        when it ends)."""
         await self._reset_connection()
+        await self._stop_listening()
+
+    async def _wait_for_wake(self, delay: float) -> bool:
+        """Wait up to ``delay`` for a notification (or :meth:`stop`); whether one came."""
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return False
+        try:
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        except TimeoutError:
+            return False
+        return not self._stop_requested.is_set()
+
+    # -- notifications ------------------------------------------------------------------
+
+    def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        self._wake_ups += 1
+        self._wake.set()
+
+    async def _ensure_listening(self) -> None:
+        """LISTEN on a connection of the relay's own, (re)opened when it is missing or
+        lost; a failure leaves the relay polling and is tried again a little later."""
+        if not self._listen or self.listening:
+            return
+        await self._stop_listening()
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._listen_not_before:
+            return
+        connection: AsyncConnection | None = None
+        try:
+            connection = await self._engine.connect()
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            if not callable(getattr(driver, "add_listener", None)):
+                self._listen = False  # not asyncpg: polling only
+                self._log.info("outbox_listen_unsupported", driver=type(driver).__name__)
+                await connection.close()
+                return
+            await driver.add_listener(self._notify_channel, self._on_notify)
+        except Exception as exc:
+            if connection is not None:
+                await self._close_listener_connection(connection, invalidate=True)
+            self._listen_not_before = loop.time() + max(self._poll_interval, 1.0) * 5
+            self._log.warning("outbox_listen_failed", error=_describe(exc))
+            return
+        self._listener, self._listener_driver = connection, driver
+        # Rows committed while nobody listened: the pass about to start takes them.
+        self._log.debug("outbox_listening", channel=self._notify_channel)
+
+    async def _stop_listening(self) -> None:
+        connection, driver = self._listener, self._listener_driver
+        self._listener = self._listener_driver = None
+        if connection is None:
+            return
+        alive = driver is not None and not driver.is_closed()
+        if alive:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    await driver.remove_listener(self._notify_channel, self._on_notify)
+            except Exception as exc:
+                self._log.debug("outbox_unlisten_failed", error=_describe(exc))
+                alive = False
+        await self._close_listener_connection(connection, invalidate=not alive)
+
+    async def _close_listener_connection(
+        self, connection: AsyncConnection, *, invalidate: bool
+    ) -> None:
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                if invalidate:
+                    await connection.invalidate()
+                await connection.close()
+        except Exception as exc:
+            self._log.debug("outbox_listener_close_failed", error=_describe(exc))
 
     async def _sleep_unless_stopped(self, delay: float) -> None:
         if delay <= 0:
