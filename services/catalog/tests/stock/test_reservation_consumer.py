@@ -9,6 +9,7 @@ import uuid
 
 import jsonschema
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 from catalog.adapters.db.reservations import stock_reservation_lines
 from catalog.adapters.db.tables import inbox, products
@@ -42,14 +43,16 @@ async def test_fifty_concurrent_orders_for_twenty_units_reserve_exactly_twenty(
             await asyncio.sleep(0.005)
 
     sampler = asyncio.create_task(sample())
-    await asyncio.gather(*(stock.place(order, [(product, 1)]) for order in orders))
+    with capture_logs() as logs:
+        await asyncio.gather(*(stock.place(order, [(product, 1)]) for order in orders))
 
-    async def all_decided() -> bool:
-        return len(await stock.statuses(orders)) == 50
+        async def all_decided() -> bool:
+            return len(await stock.statuses(orders)) == 50
 
-    await wait_until(all_decided, within=60)
+        await wait_until(all_decided, within=60)
     sampling = False
     await sampler
+    assert [e for e in logs if e["event"] == "event_handler_failed"] == []  # none retried
 
     statuses = await stock.statuses(orders)
     reserved_orders = {o for o, s in statuses.items() if s == "reserved"}
@@ -399,17 +402,21 @@ async def test_a_cancellation_racing_its_placement_leaves_nothing_reserved(
     events is handled first, each order ends released and no unit stays held."""
     product = await stock.add_product(on_hand=50)
     orders = [uuid.uuid4() for _ in range(12)]
-    await asyncio.gather(
-        *(stock.place(order, [(product, 2)]) for order in orders),
-        *(stock.cancel(order, "customer") for order in orders),
-    )
+    with capture_logs() as logs:
+        await asyncio.gather(
+            *(stock.place(order, [(product, 2)]) for order in orders),
+            *(stock.cancel(order, "customer") for order in orders),
+        )
 
-    async def all_released() -> bool:
-        statuses = await stock.statuses(orders)
-        return len(statuses) == len(orders) and set(statuses.values()) == {"released"}
+        async def all_released() -> bool:
+            statuses = await stock.statuses(orders)
+            return len(statuses) == len(orders) and set(statuses.values()) == {"released"}
 
-    await wait_until(all_released, within=60)
-    await stock.settled(within=30)
+        await wait_until(all_released, within=60)
+        await stock.settled(within=30)
+    # The two events of an order wait for each other (the order's lock): no attempt
+    # failed on the reservation's primary key, none was retried.
+    assert [e for e in logs if e["event"] == "event_handler_failed"] == []
     assert set((await stock.statuses(orders)).values()) == {"released"}
     assert await stock.stock(product) == (50, 0)
     reserved = {p["order_id"] for p in await stock.events(STOCK_RESERVED)}

@@ -30,7 +30,9 @@ class StockStore(Protocol):
         """Take each line's quantity off its product's reserved count."""
 
     async def reservation_for_update(self, order_id: UUID) -> Reservation | None:
-        """The order's reservation, locked until the transaction ends; None if none."""
+        """The order's reservation, or None if it has none yet; the order is locked
+        until the transaction ends either way, so the events of one order are
+        applied one after the other, each reading what the previous committed."""
 
     async def add(self, reservation: Reservation) -> None:
         """Record a new reservation with its lines."""

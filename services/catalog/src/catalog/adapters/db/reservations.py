@@ -13,8 +13,13 @@ Concurrency (never oversell, never deadlock):
   against the line count. Under the lock the guard always holds; it is there
   so that a bug elsewhere fails loudly (and rolls back) instead of overselling,
   as the table's ``CHECK (reserved <= on_hand)`` would.
-* The reservation row is read ``FOR UPDATE``: the events of one order (paid and
-  cancelled racing) are applied one after the other.
+* Each event first takes a transaction-scoped advisory lock on its order
+  (``pg_advisory_xact_lock``), even before the order has a reservation row: the
+  events of one order (a placement and a cancellation racing, a payment and a
+  cancellation racing) are applied one after the other, and each reads what the
+  previous one committed. Without it, two events of an order that has no row yet
+  both see none and meet on the primary key, and one is retried. It is always
+  taken before any product row, so it adds no deadlock.
 
 ``products.updated_at`` is not touched: it says when the product's catalogue
 data was last edited; stock moves many times a minute and is announced by the
@@ -77,6 +82,17 @@ stock_reservation_lines = sa.Table(
 )
 # Which orders hold a product (staff questions; a product's open reservations).
 sa.Index("ix_stock_reservation_lines_product_id", stock_reservation_lines.c.product_id)
+
+
+ORDER_LOCK_NAMESPACE = 0x5E0C
+"""The first key of the order locks (``pg_advisory_xact_lock(int, int)``), so they
+share no key with any other advisory lock of the database."""
+
+
+def order_lock_key(order_id: UUID) -> int:
+    """The second key of an order's lock: 32 bits of its id, signed (two orders that
+    share it only wait for each other, which is harmless)."""
+    return int.from_bytes(order_id.bytes[:4], "big", signed=True)
 
 
 class StockLedgerMismatch(RuntimeError):
@@ -157,6 +173,11 @@ class SqlStockStore:
             )
 
     async def reservation_for_update(self, order_id: UUID) -> Reservation | None:
+        # Its own statement: the read below must start after the lock is granted, to
+        # see what the order's previous event committed.
+        await self._session.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(ORDER_LOCK_NAMESPACE, order_lock_key(order_id)))
+        )
         status = await self._session.scalar(
             sa.select(stock_reservations.c.status)
             .where(stock_reservations.c.order_id == order_id)
@@ -190,9 +211,8 @@ class SqlStockStore:
         )
 
     async def add(self, reservation: Reservation) -> None:
-        """Insert the reservation and its lines. A concurrent placement of the same
-        order that committed first makes this fail (primary key): the transaction
-        rolls back and the consumer retries it, then finds that reservation."""
+        """Insert the reservation and its lines (the order is locked: no other event
+        of it can be inserting one)."""
         await self._session.execute(
             sa.insert(stock_reservations).values(
                 order_id=reservation.order_id, status=reservation.status.value

@@ -31,8 +31,9 @@ What each event does, and what is refused:
 
 Malformed payloads (``ValidationError``) and event types this queue should not
 receive are dead-lettered at once; errors that can pass (the database is
-down, a deadlock, a concurrent placement of the same order) are retried with
-backoff by the consumer.
+down, a lock or statement timeout) are retried with backoff by the consumer.
+Events of one order never race each other: each takes the order's lock first
+(``catalog.adapters.db.reservations``).
 """
 
 from __future__ import annotations
