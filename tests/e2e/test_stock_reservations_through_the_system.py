@@ -21,7 +21,7 @@ from .conftest import AMQP_URL, System
 pytestmark = pytest.mark.e2e
 
 
-async def _publish(system: System, routing_key: str, payload: dict[str, Any]) -> None:
+async def _publish(system: System, routing_key: str, payload: dict[str, Any]) -> str:
     """To this system's order-events queue (the default exchange routes by its name),
     so no other system on this broker sees it."""
     envelope = EventEnvelope.new(routing_key, payload)
@@ -38,6 +38,7 @@ async def _publish(system: System, routing_key: str, payload: dict[str, Any]) ->
             ),
             routing_key=system.catalog_orders_queue,
         )
+    return str(envelope.id)
 
 
 async def _until_stock(
@@ -54,14 +55,12 @@ async def _until_stock(
         await asyncio.sleep(0.1)
 
 
-async def test_order_events_move_the_stock_clients_read_through_the_gateway(
-    api: httpx.AsyncClient, admin_bearer: dict[str, str], system: System
-) -> None:
+async def _product(api: httpx.AsyncClient, staff: dict[str, str], stock: int) -> str:
     suffix = uuid.uuid4().hex[:8]
     category = await api.post(
         "/api/v1/categories",
         json={"name": f"Desks {suffix}", "slug": f"desks-{suffix}"},
-        headers=admin_bearer,
+        headers=staff,
     )
     assert category.status_code == 201, category.text
     created = await api.post(
@@ -74,12 +73,19 @@ async def test_order_events_move_the_stock_clients_read_through_the_gateway(
             "category_id": category.json()["id"],
             "attributes": {},
             "image_urls": [],
-            "stock": 3,
+            "stock": stock,
         },
-        headers=admin_bearer,
+        headers=staff,
     )
     assert created.status_code == 201, created.text
-    product_id = created.json()["id"]
+    product_id: str = created.json()["id"]
+    return product_id
+
+
+async def test_order_events_move_the_stock_clients_read_through_the_gateway(
+    api: httpx.AsyncClient, admin_bearer: dict[str, str], system: System
+) -> None:
+    product_id = await _product(api, admin_bearer, stock=3)
     path = f"/api/v1/products/{product_id}"
     await api.get(path)
     cached = await api.get(path)
@@ -120,3 +126,56 @@ async def test_order_events_move_the_stock_clients_read_through_the_gateway(
     await asyncio.sleep(1.0)
     after = await api.get(path, headers=admin_bearer)  # with a token: never from the cache
     assert after.json()["stock"] == {"on_hand": 1, "reserved": 0, "available": 1}
+
+
+async def test_a_payment_the_catalogue_cannot_commit_is_listed_for_an_admin_and_replayed(
+    api: httpx.AsyncClient, admin_bearer: dict[str, str], system: System
+) -> None:
+    """A payment for an order whose placement the catalogue has not handled is a
+    dead letter in the ops list; replayed once the placement is in, it commits."""
+    product_id = await _product(api, admin_bearer, stock=5)
+    path = f"/api/v1/products/{product_id}"
+    order = str(uuid.uuid4())
+    paid = await _publish(
+        system, "orders.order_paid.v1", {"order_id": order, "paid_at": "2026-12-02T14:01:00+00:00"}
+    )
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while True:
+        listed = await api.get(
+            "/api/v1/admin/dead-letters",
+            params={"queue": system.catalog_orders_queue},
+            headers=admin_bearer,
+        )
+        assert listed.status_code == 200, listed.text
+        mine = [item for item in listed.json()["items"] if item["message_id"] == paid]
+        if mine or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    [letter] = mine
+    assert (letter["service"], letter["kind"], letter["name"]) == (
+        "catalog",
+        "event",
+        "orders.order_paid.v1",
+    )
+    assert "ReservationNotFound" in letter["last_error"]
+
+    await _publish(
+        system,
+        "orders.order_placed.v1",
+        {
+            "order_id": order,
+            "lines": [{"product_id": product_id, "quantity": 2}],
+            "placed_at": "2026-12-02T14:00:00+00:00",
+        },
+    )
+    reserved = await _until_stock(api, path, lambda s: s["reserved"] == 2)
+    assert reserved == {"on_hand": 5, "reserved": 2, "available": 3}
+
+    replay = await api.post(
+        f"/api/v1/admin/dead-letters/{letter['id']}/replay", headers=admin_bearer
+    )
+    assert replay.status_code == 202, replay.text
+    sold = await _until_stock(api, path, lambda s: s["on_hand"] == 3)
+    assert sold == {"on_hand": 3, "reserved": 0, "available": 3}
