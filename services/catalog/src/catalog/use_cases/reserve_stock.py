@@ -30,7 +30,8 @@ class ReserveOutcome(enum.Enum):
     """The order was placed before (another message for the same order): nothing
     changes and the first answer is published again."""
     CANCELLED_BEFORE_PLACED = "cancelled_before_placed"
-    """The order's cancellation was handled first: nothing is reserved or published."""
+    """The order's reservation is released: its cancellation was handled before this
+    placement (or before this repeat of it). Nothing is reserved or published."""
 
 
 @dataclass(frozen=True, slots=True)
