@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import time
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import httpx
 
@@ -66,6 +68,9 @@ class Throughput:
     delivered_per_second: float
     drained_after: float
     cpu: dict[str, float]
+    load_generator_cpu: float
+    shared_cpu: dict[str, float]
+    load_average: tuple[float, float, float]
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,6 +89,33 @@ def _tree_cpu(server: Server) -> float:
         total += (int(fields[11]) + int(fields[12])) / _TICKS
         pending.extend(int(child) for child in children)
     return total
+
+
+def _cpu_of_command(names: tuple[str, ...]) -> float:
+    """CPU seconds so far of every process whose command name is one of ``names``
+    (RabbitMQ's ``beam.smp``, every ``postgres`` process): shared with anything
+    else running on the machine, so an upper bound of this run's share."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.partition("(")[2] in names:
+            fields = tail.split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+_SHARED = {"RabbitMQ (beam.smp)": ("beam.smp",), "PostgreSQL (every process)": ("postgres",)}
+
+
+def _own_cpu() -> float:
+    """User + system CPU seconds of this process (the load generator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _pid_cpu(pid: int) -> float:
@@ -188,6 +220,8 @@ async def throughput(
     sent = 0
     deadline = time.monotonic() + seconds
     cpu_before = {s.name: _tree_cpu(s) for s in servers}
+    load_before = _own_cpu()
+    shared_before = {name: _cpu_of_command(names) for name, names in _SHARED.items()}
     postgres_before = await _postgres_backends(database_url)
     profiling = (
         asyncio.create_task(
@@ -201,9 +235,16 @@ async def throughput(
         if profile_seconds
         else None
     )
-    limits = httpx.Limits(max_connections=CONCURRENCY)
+    # aiohttp for the load: about a third of httpx's CPU per request, and the load
+    # generator shares the two cores with what it measures.
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with (
-        httpx.AsyncClient(base_url=users, timeout=30, limits=limits) as client,
+        aiohttp.ClientSession(
+            base_url=users,
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=30),
+            raise_for_status=True,
+        ) as client,
         httpx.AsyncClient(base_url=mail, timeout=30) as sink,
     ):
 
@@ -212,10 +253,10 @@ async def throughput(
             while time.monotonic() < deadline and sent < len(addresses):
                 email = addresses[sent]
                 sent += 1
-                response = await client.post(
+                async with client.post(
                     "/api/v1/auth/password-reset/request", json={"email": email}
-                )
-                response.raise_for_status()
+                ) as response:
+                    await response.read()
 
         started_at = time.monotonic()
         await asyncio.gather(*(sender() for _ in range(CONCURRENCY)))
@@ -225,6 +266,8 @@ async def throughput(
             await asyncio.sleep(0.2)
         drained = time.monotonic() - started_at - window
     cpu = {s.name: _tree_cpu(s) - cpu_before[s.name] for s in servers}
+    load_cpu = _own_cpu() - load_before
+    shared = {name: _cpu_of_command(names) - shared_before[name] for name, names in _SHARED.items()}
     postgres_after = await _postgres_backends(database_url)
     # Backends that came and went during the run are missed: the pools keep theirs.
     cpu["postgres (bench database backends)"] = sum(
@@ -239,6 +282,9 @@ async def throughput(
         delivered_per_second=delivered_in_window / window,
         drained_after=drained,
         cpu=cpu,
+        load_generator_cpu=load_cpu,
+        shared_cpu=shared,
+        load_average=os.getloadavg(),
     ), profiles
 
 
@@ -285,6 +331,7 @@ def report(
     """The markdown table of one run."""
     when = datetime.now().astimezone()
     p50, p95, p99 = (_percentile(delays, q) for q in (50, 95, 99))
+    busy = result.seconds + result.drained_after
     rows = [
         f"\n### Reset emails, request to mail sink ({when:%Y-%m-%d %H:%M %Z})\n",
         "| measure | value |",
@@ -294,14 +341,27 @@ def report(
         f"| emails delivered during those {result.seconds:.0f} s | "
         f"{result.delivered_in_window}: **{result.delivered_per_second:.0f}/s** |",
         f"| backlog drained after the requests stopped | {result.drained_after:.1f} s |",
+        f"| emails delivered overall (requests ÷ time to the last delivery) | "
+        f"**{result.requests / busy:.0f}/s** |",
         *(
-            f"| CPU seconds, {name} | {cpu:.1f} ({cpu / result.seconds * 100:.0f} % of a core"
-            f" over the requests' {result.seconds:.0f} s; "
+            f"| CPU seconds, {name} | {cpu:.1f} ({cpu / busy * 100:.0f} % of a core"
+            f" over the {busy:.0f} s to the last delivery; "
             f"{cpu / max(result.requests, 1) * 1000:.2f} ms per email) |"
             for name, cpu in result.cpu.items()
         ),
         f"| CPU per email, these processes together | "
         f"{sum(result.cpu.values()) / max(result.requests, 1) * 1000:.2f} ms |",
+        f"| CPU seconds, the load generator (aiohttp, not counted above) | "
+        f"{result.load_generator_cpu:.1f} "
+        f"({result.load_generator_cpu / max(result.requests, 1) * 1000:.2f} ms per request) |",
+        *(
+            f"| CPU seconds, {name}, shared with the machine | {cpu:.1f} "
+            f"({cpu / max(result.requests, 1) * 1000:.2f} ms per email at most) |"
+            for name, cpu in result.shared_cpu.items()
+        ),
+        "| load average (1, 5, 15 min) at the end of the full-speed phase | "
+        + " / ".join(f"{load:.2f}" for load in result.load_average)
+        + " |",
         f"| steady {rate:.0f}/s for {seconds:.0f} s: delivered | {len(delays)} of {steady} |",
         f"| request → delivery p50 / p95 / p99 | {p50:.0f} / {p95:.0f} / {p99:.0f} ms |",
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -41,6 +42,51 @@ def _notify(outbox_table: sa.Table) -> sa.ColumnElement[Any]:
     return sa.func.pg_notify(notify_channel(outbox_table), "")
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxWrite:
+    """One outbox row, built (with the ambient trace context and request id of the
+    moment it was asked for) but not written yet: :meth:`execute` writes it on the
+    caller's session or connection. A unit of work that has nothing else to write
+    can run its one row as a single autocommit statement (atomic by itself)."""
+
+    id: uuid.UUID
+    statement: sa.Insert
+    job: str | None = None
+
+    async def execute(self, session_or_conn: AsyncSession | AsyncConnection) -> uuid.UUID:
+        await session_or_conn.execute(self.statement)
+        if self.job is not None:
+            JOBS_ENQUEUED.labels(job=self.job).inc()
+        return self.id
+
+
+def event_write(
+    outbox_table: sa.Table,
+    routing_key: str,
+    payload: Mapping[str, JSONValue],
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> OutboxWrite:
+    """The outbox row of an event (see :func:`add_event`), to execute later."""
+    ambient: dict[str, str] = current_trace_headers()
+    request_id = current_request_id()
+    if request_id is not None:
+        ambient[REQUEST_ID_HEADER] = request_id
+    envelope = EventEnvelope.new(routing_key, dict(payload), headers={**ambient, **(headers or {})})
+    statement = (
+        sa.insert(outbox_table)
+        .values(
+            id=envelope.id,
+            routing_key=envelope.type,
+            payload=envelope.payload,
+            headers=envelope.headers,
+            occurred_at=envelope.occurred_at,
+        )
+        .returning(_notify(outbox_table))
+    )
+    return OutboxWrite(id=envelope.id, statement=statement)
+
+
 async def add_event(
     session_or_conn: AsyncSession | AsyncConnection,
     outbox_table: sa.Table,
@@ -57,23 +103,8 @@ async def add_event(
     relay's publish and every consumer continue the trace of the request that
     caused it; ``headers`` adds to or overrides them. Returns the event's message id.
     """
-    ambient: dict[str, str] = current_trace_headers()
-    request_id = current_request_id()
-    if request_id is not None:
-        ambient[REQUEST_ID_HEADER] = request_id
-    envelope = EventEnvelope.new(routing_key, dict(payload), headers={**ambient, **(headers or {})})
-    await session_or_conn.execute(
-        sa.insert(outbox_table)
-        .values(
-            id=envelope.id,
-            routing_key=envelope.type,
-            payload=envelope.payload,
-            headers=envelope.headers,
-            occurred_at=envelope.occurred_at,
-        )
-        .returning(_notify(outbox_table))
-    )
-    return envelope.id
+    write = event_write(outbox_table, routing_key, payload, headers=headers)
+    return await write.execute(session_or_conn)
 
 
 class Job(Protocol):
@@ -86,20 +117,8 @@ class Job(Protocol):
     def labels(self) -> dict[str, Any]: ...
 
 
-async def add_job(
-    session_or_conn: AsyncSession | AsyncConnection,
-    outbox_table: sa.Table,
-    queue: str,
-    job: Job,
-    /,
-    **kwargs: Any,
-) -> uuid.UUID:
-    """Enqueue ``job(**kwargs)`` on the job queue ``queue`` (``job_queue_name(service)``)
-    with the caller's transaction; returns the job id.
-
-    ``kwargs`` must be JSON values. The job carries the current trace context and
-    request id, so its logs and spans join the request that caused it.
-    """
+def job_write(outbox_table: sa.Table, queue: str, job: Job, /, **kwargs: Any) -> OutboxWrite:
+    """The outbox row of a job (see :func:`add_job`), to execute later."""
     job_id = uuid.uuid4()
     labels: dict[str, Any] = {**job.labels, **current_trace_headers()}
     labels.pop("schedule", None)
@@ -116,7 +135,7 @@ async def add_job(
         "args": [],
         "kwargs": kwargs,
     }
-    await session_or_conn.execute(
+    statement = (
         sa.insert(outbox_table)
         .values(
             id=job_id,
@@ -128,5 +147,21 @@ async def add_job(
         )
         .returning(_notify(outbox_table))
     )
-    JOBS_ENQUEUED.labels(job=job.task_name).inc()
-    return job_id
+    return OutboxWrite(id=job_id, statement=statement, job=job.task_name)
+
+
+async def add_job(
+    session_or_conn: AsyncSession | AsyncConnection,
+    outbox_table: sa.Table,
+    queue: str,
+    job: Job,
+    /,
+    **kwargs: Any,
+) -> uuid.UUID:
+    """Enqueue ``job(**kwargs)`` on the job queue ``queue`` (``job_queue_name(service)``)
+    with the caller's transaction; returns the job id.
+
+    ``kwargs`` must be JSON values. The job carries the current trace context and
+    request id, so its logs and spans join the request that caused it.
+    """
+    return await job_write(outbox_table, queue, job, **kwargs).execute(session_or_conn)

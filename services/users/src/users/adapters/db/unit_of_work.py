@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from emporium_kit.context import current_request_id
 from emporium_kit.database import create_session_factory
-from emporium_kit.messaging.outbox import add_event, add_job
+from emporium_kit.messaging.outbox import OutboxWrite, add_event, add_job, event_write, job_write
 from users.adapters.db.repositories import (
     SqlResetTokenRepository,
     SqlSessionRepository,
@@ -51,17 +51,38 @@ class _OnSession(_Repositories):
 
 
 class SqlUnitOfWork(_OnSession):
-    """Nothing is written unless ``commit`` is called; leaving the block rolls back."""
+    """Nothing is written unless ``commit`` is called; leaving the block rolls back.
+
+    Its outbox rows (events, jobs) are built when asked for and written at
+    commit, in the transaction, before COMMIT. A unit of work whose only change
+    is one outbox row (asking for a reset email) writes it as one autocommit
+    statement instead: atomic by itself, one round trip instead of BEGIN,
+    INSERT and COMMIT, and the row still exists if and only if commit returned.
+    """
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], *, jobs_queue: str
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        jobs_queue: str,
+        autocommit: AsyncEngine | None = None,
     ) -> None:
         self._factory = session_factory
         self._jobs_queue = jobs_queue
+        self._autocommit = autocommit
 
     async def __aenter__(self) -> Self:
         self._open_session(self._factory())
+        self._outbox_writes: list[OutboxWrite] = []
         return self
+
+    async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
+        request_id = current_request_id()
+        headers = {"x-request-id": request_id} if request_id else {}
+        self._outbox_writes.append(event_write(outbox, routing_key, payload, headers=headers))
+
+    async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
+        self._outbox_writes.append(job_write(outbox, self._jobs_queue, kind, **kwargs))
 
     async def __aexit__(
         self,
@@ -75,6 +96,13 @@ class SqlUnitOfWork(_OnSession):
             await self._session.close()
 
     async def commit(self) -> None:
+        writes, self._outbox_writes = self._outbox_writes, []
+        if len(writes) == 1 and self._autocommit is not None and not self._session.in_transaction():
+            async with self._autocommit.connect() as connection:
+                await writes[0].execute(connection)
+            return
+        for write in writes:
+            await write.execute(self._session)
         await self._session.commit()
 
 
@@ -146,4 +174,6 @@ class SqlUnitOfWorkFactory:
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork | SqlReadOnlyUnitOfWork:
         if read_only:
             return SqlReadOnlyUnitOfWork(self._autocommit)
-        return SqlUnitOfWork(self._sessions, jobs_queue=self._jobs_queue)
+        return SqlUnitOfWork(
+            self._sessions, jobs_queue=self._jobs_queue, autocommit=self._autocommit
+        )
