@@ -308,3 +308,23 @@ async def test_too_many_attribute_filters_are_422(client: httpx.AsyncClient) -> 
     response = await client.get("/api/v1/products", params=params)
 
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("value", ["1e3", "-0.5E-2", "9" * 400, "0x10", "1_000", "", "ヘ"])
+async def test_any_attribute_filter_value_is_answered(
+    client: httpx.AsyncClient, shop: dict[str, Any], value: str
+) -> None:
+    response = await client.get("/api/v1/products", params={"attr.size": value})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["items"] == []
+
+
+async def test_a_number_spelt_with_an_exponent_matches_the_number(
+    catalog: Catalog, client: httpx.AsyncClient, shop: dict[str, Any]
+) -> None:
+    watt = await catalog.product(shop["audio"]["id"], attributes={"watts": 1000})
+
+    response = await client.get("/api/v1/products", params={"attr.watts": "1e3"})
+
+    assert ids(response) == [watt["id"]]

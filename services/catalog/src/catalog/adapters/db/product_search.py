@@ -50,9 +50,11 @@ def _attribute_values(raw: str) -> list[Any]:
         values.append(raw == "true")
     elif _NUMBER.fullmatch(raw):
         number = float(raw)
-        if number.is_integer() and abs(number) <= _MAX_SAFE_INTEGER and "." not in raw:
+        if abs(number) > _MAX_SAFE_INTEGER:
+            return values  # no attribute holds such a number (they are bounded to 2**53)
+        if raw.lstrip("-").isdigit():
             values.append(int(raw))
-        elif number == number and abs(number) != float("inf"):
+        else:
             values.append(number)
     return values
 

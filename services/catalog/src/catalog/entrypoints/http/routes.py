@@ -23,6 +23,7 @@ from catalog.domain.products import (
     MAX_ATTRIBUTE_NAME_LENGTH,
     MAX_ATTRIBUTE_TEXT_LENGTH,
     NewProduct,
+    Product,
 )
 from catalog.entrypoints.http.dependencies import CATALOG_WRITE, CatalogWriter, Components, Ports
 from catalog.entrypoints.http.schemas import (
@@ -41,6 +42,9 @@ from catalog.entrypoints.http.schemas import (
     ProductPage,
     ProductUpdate,
     StockUpdate,
+    json_response,
+    priced_product_document,
+    product_document,
 )
 from catalog.use_cases.create_category import create_category as create_category_use_case
 from catalog.use_cases.create_product import create_product as create_product_use_case
@@ -193,7 +197,7 @@ def _position(codec: CursorCodec, cursor: str, sort: Sort) -> Position:
     return Position(sort=sort, value=value, id=product_id)
 
 
-def _cursor_value(sort: Sort, product: ProductOut, score: float | None) -> object:
+def _cursor_value(sort: Sort, product: Product, score: float | None) -> object:
     if sort is Sort.NEWEST:
         return product.created_at.isoformat()
     if sort in (Sort.PRICE_ASC, Sort.PRICE_DESC):
@@ -206,6 +210,7 @@ def _cursor_value(sort: Sort, product: ProductOut, score: float | None) -> objec
 @products.get(
     "",
     summary="Search and filter products",
+    response_model=ProductPage,
     description=(
         "All parameters are optional and combine. `q` searches names and descriptions "
         "(full text, ranked, tolerant of small typos in names). `category` is an id or "
@@ -237,7 +242,7 @@ async def list_products(
     sort: Sort | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
-) -> ProductPage:
+) -> Response:
     text = q.strip() if q is not None else None
     chosen = effective_sort(sort, text=text or None)
     codec = components.product_cursors
@@ -254,27 +259,29 @@ async def list_products(
     )
     found = await search_products(components.ports, query)
     page, more = found[:limit], len(found) > limit
-    items = [ProductOut.of(product) for product, _ in page]
     next_cursor = None
     if more:
-        last, score = items[-1], page[-1][1]
+        last, score = page[-1]
         next_cursor = codec.encode(
             {"s": chosen.value, "v": _cursor_value(chosen, last, score), "i": str(last.id)}
         )
-    return ProductPage(items=items, next_cursor=next_cursor)
+    return json_response(
+        {"items": [product_document(product) for product, _ in page], "next_cursor": next_cursor}
+    )
 
 
 @products.post(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a product",
+    response_model=ProductOut,
     responses={
         **_WRITE,
         409: {"description": "The SKU is taken by a live product"},
         422: {"description": "Invalid field, or category_id names no category"},
     },
 )
-async def create_product(body: ProductCreate, ports: Ports, _staff: CatalogWriter) -> ProductOut:
+async def create_product(body: ProductCreate, ports: Ports, _staff: CatalogWriter) -> Response:
     product = await create_product_use_case(
         ports,
         NewProduct(
@@ -288,7 +295,7 @@ async def create_product(body: ProductCreate, ports: Ports, _staff: CatalogWrite
             stock=body.stock,
         ),
     )
-    return ProductOut.of(product)
+    return json_response(product_document(product), status.HTTP_201_CREATED)
 
 
 @products.get(
@@ -308,16 +315,17 @@ async def get_product(
     currency: Annotated[
         CurrencyCode | None, Query(description="ISO 4217 code to show the price in.")
     ] = None,
-) -> PricedProductOut | ProductOut:
+) -> Response:
     product, display = await get_product_use_case(ports, product_id, currency=currency)
     if display is None:
-        return ProductOut.of(product)
-    return PricedProductOut.priced(product, display)
+        return json_response(product_document(product))
+    return json_response(priced_product_document(product, display))
 
 
 @products.patch(
     "/{product_id}",
     summary="Change a product (any field but sku and stock)",
+    response_model=ProductOut,
     responses={
         **_WRITE,
         **_404,
@@ -326,8 +334,9 @@ async def get_product(
 )
 async def update_product(
     product_id: UUID, body: ProductUpdate, ports: Ports, _staff: CatalogWriter
-) -> ProductOut:
-    return ProductOut.of(await update_product_use_case(ports, product_id, body.changes()))
+) -> Response:
+    product = await update_product_use_case(ports, product_id, body.changes())
+    return json_response(product_document(product))
 
 
 @products.delete(
@@ -344,12 +353,14 @@ async def delete_product(product_id: UUID, ports: Ports, _staff: CatalogWriter) 
 @products.put(
     "/{product_id}/stock",
     summary="Set stock on hand",
+    response_model=ProductOut,
     responses={**_WRITE, **_404, 409: {"description": "Below what orders have reserved"}},
 )
 async def set_stock(
     product_id: UUID, body: StockUpdate, ports: Ports, _staff: CatalogWriter
-) -> ProductOut:
-    return ProductOut.of(await set_stock_use_case(ports, product_id, body.quantity))
+) -> Response:
+    product = await set_stock_use_case(ports, product_id, body.quantity)
+    return json_response(product_document(product))
 
 
 # --- internal (the orders service; the gateway does not route it) ---

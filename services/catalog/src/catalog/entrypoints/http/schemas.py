@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Final
 from uuid import UUID
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,6 +28,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from starlette.responses import Response
 
 from catalog.domain.categories import Category, CategoryNode
 from catalog.domain.money import DisplayPrice, Money
@@ -293,30 +295,6 @@ class ProductOut(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
 
-    @classmethod
-    def fields_of(cls, product: Product) -> dict[str, Any]:
-        return {
-            "id": product.id,
-            "sku": product.sku,
-            "name": product.name,
-            "description": product.description,
-            "price": Price.of(product.price),
-            "category_id": product.category_id,
-            "attributes": product.attributes,
-            "image_urls": list(product.image_urls),
-            "stock": StockOut(
-                on_hand=product.stock.on_hand,
-                reserved=product.stock.reserved,
-                available=product.stock.available,
-            ),
-            "created_at": product.created_at,
-            "updated_at": product.updated_at,
-        }
-
-    @classmethod
-    def of(cls, product: Product) -> ProductOut:
-        return cls(**cls.fields_of(product))
-
 
 def _rate(value: Decimal | None) -> str | None:
     # A decimal string, as exact as the rate used ("0.9208", never 0.92080000001).
@@ -341,20 +319,58 @@ class PricedProductOut(ProductOut):
     )
     fx_error: str | None = Field(description="Why there is no display price; null otherwise.")
 
-    @classmethod
-    def priced(cls, product: Product, display: DisplayPrice) -> PricedProductOut:
-        return cls(
-            **cls.fields_of(product),
-            display_price=Price.of(display.price) if display.price is not None else None,
-            fx_rate=_rate(display.rate),
-            fx_as_of=display.as_of,
-            fx_error=display.error,
-        )
-
 
 class ProductPage(BaseModel):
     items: list[ProductOut]
     next_cursor: str | None
+
+
+# --- the hot read path: documents written straight to JSON ---
+#
+# Product reads and listings answer the documents below, serialised once by orjson,
+# instead of building ProductOut models that FastAPI would validate a second time
+# against the response model (the models above stay the published schema; the API
+# tests hold both to the same output).
+
+
+def _money(money: Money) -> dict[str, Any]:
+    return {"amount": money.amount, "currency": money.currency}
+
+
+def product_document(product: Product) -> dict[str, Any]:
+    """The product exactly as :class:`ProductOut` serialises it."""
+    return {
+        "id": str(product.id),
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "price": _money(product.price),
+        "category_id": str(product.category_id) if product.category_id else None,
+        "attributes": product.attributes,
+        "image_urls": list(product.image_urls),
+        "stock": {
+            "on_hand": product.stock.on_hand,
+            "reserved": product.stock.reserved,
+            "available": product.stock.available,
+        },
+        "created_at": _rfc3339(product.created_at),
+        "updated_at": _rfc3339(product.updated_at),
+    }
+
+
+def priced_product_document(product: Product, display: DisplayPrice) -> dict[str, Any]:
+    """The product exactly as :class:`PricedProductOut` serialises it."""
+    return {
+        **product_document(product),
+        "display_price": _money(display.price) if display.price is not None else None,
+        "fx_rate": _rate(display.rate),
+        "fx_as_of": _rfc3339(display.as_of) if display.as_of is not None else None,
+        "fx_error": display.error,
+    }
+
+
+def json_response(document: object, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(document), status_code=status_code, media_type="application/json")
 
 
 # --- the internal batch read (orders) ---
