@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import uuid
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,6 +24,7 @@ from emporium_kit.messaging import EventEnvelope, declare_events_exchange
 from emporium_kit.messaging.consumer import retry_queue_name
 from emporium_testkit.isolation import truncate_all, worker_id
 from emporium_testkit.processes import ChildProcess, free_port
+from emporium_testkit.proxy import TcpProxy
 
 from .conftest import StockWorld, wait_until
 
@@ -99,3 +102,55 @@ async def test_the_consumer_process_reserves_and_publishes_the_answer_then_stops
         for name in (queue, retry_queue_name(queue), f"{queue}.dlq"):
             with contextlib.suppress(Exception):
                 await stock_channel.queue_delete(name)
+
+
+async def test_the_consumer_process_waits_for_rabbitmq_at_start_then_consumes(
+    stock_engine: AsyncEngine,
+    stock_channel: AbstractChannel,
+    stock_settings: CatalogSettings,
+    stock_database_url: str,
+) -> None:
+    """RabbitMQ unreachable when the process starts: it stays up and keeps trying,
+    and consumes once the broker answers (a TCP proxy plays the outage)."""
+    await truncate_all(stock_database_url)
+    queue = f"catalog.test-{worker_id()}-{uuid.uuid4().hex[:8]}-late-orders"
+    settings = stock_settings.model_copy(update={"orders_queue": queue})
+    world = StockWorld(stock_engine, stock_channel, settings, consumers=())
+    product = await world.add_product(on_hand=1)
+    proxy = TcpProxy.to(settings.amqp_url, default_port=5672)
+    await proxy.start()
+    proxy.go_down()
+    port = free_port()
+    child = ChildProcess(
+        "catalog.consumers",
+        env={
+            "AMQP_URL": proxy.url_for(settings.amqp_url),
+            "CATALOG_DATABASE_URL": stock_database_url,
+            "CATALOG_ORDERS_QUEUE": queue,
+            "DEAD_LETTERS_QUEUE": settings.dead_letters_queue,
+            "CATALOG_CONSUMERS_RUN_OUTBOX_RELAY": "false",
+            "CATALOG_CONSUMERS_METRICS_PORT": str(port),
+            "LOG_JSON": "true",
+        },
+    )
+    try:
+        await wait_until(lambda: _refused(proxy, at_least=2), within=20)
+        with pytest.raises(subprocess.TimeoutExpired):  # still running, still trying
+            child.wait(0.01)
+
+        proxy.come_up()
+        await asyncio.to_thread(child.wait_until_ready, f"http://127.0.0.1:{port}/metrics", 30)
+        order = uuid.uuid4()
+        await world.wait_handled(await world.place(order, [(product, 1)]))
+        assert await world.status(order) == "reserved"
+        assert "order_events_consumer_start_deferred" in child.output()
+    finally:
+        child.stop()
+        await proxy.close()
+        for name in (queue, retry_queue_name(queue), f"{queue}.dlq"):
+            with contextlib.suppress(Exception):
+                await stock_channel.queue_delete(name)
+
+
+async def _refused(proxy: TcpProxy, *, at_least: int) -> bool:
+    return proxy.refused >= at_least
