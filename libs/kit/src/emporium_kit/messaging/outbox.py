@@ -42,6 +42,47 @@ def _notify(outbox_table: sa.Table) -> sa.ColumnElement[Any]:
     return sa.func.pg_notify(notify_channel(outbox_table), "")
 
 
+# The two INSERTs of each outbox table, built once: building a statement costs
+# more than executing one whose compiled form SQLAlchemy has cached.
+_EVENT_INSERTS: dict[sa.Table, sa.Insert] = {}
+_JOB_INSERTS: dict[sa.Table, sa.Insert] = {}
+
+
+def _event_insert(outbox_table: sa.Table) -> sa.Insert:
+    statement = _EVENT_INSERTS.get(outbox_table)
+    if statement is None:
+        statement = _EVENT_INSERTS[outbox_table] = (
+            sa.insert(outbox_table)
+            .values(
+                id=sa.bindparam("id"),
+                routing_key=sa.bindparam("routing_key"),
+                payload=sa.bindparam("payload"),
+                headers=sa.bindparam("headers"),
+                occurred_at=sa.bindparam("occurred_at"),
+            )
+            .returning(_notify(outbox_table))
+        )
+    return statement
+
+
+def _job_insert(outbox_table: sa.Table) -> sa.Insert:
+    statement = _JOB_INSERTS.get(outbox_table)
+    if statement is None:
+        statement = _JOB_INSERTS[outbox_table] = (
+            sa.insert(outbox_table)
+            .values(
+                id=sa.bindparam("id"),
+                destination="jobs",
+                routing_key=sa.bindparam("routing_key"),
+                payload=sa.bindparam("payload"),
+                headers=sa.bindparam("headers"),
+                occurred_at=sa.func.now(),
+            )
+            .returning(_notify(outbox_table))
+        )
+    return statement
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxWrite:
     """One outbox row, built (with the ambient trace context and request id of the
@@ -51,10 +92,11 @@ class OutboxWrite:
 
     id: uuid.UUID
     statement: sa.Insert
+    parameters: dict[str, Any]
     job: str | None = None
 
     async def execute(self, session_or_conn: AsyncSession | AsyncConnection) -> uuid.UUID:
-        await session_or_conn.execute(self.statement)
+        await session_or_conn.execute(self.statement, self.parameters)
         if self.job is not None:
             JOBS_ENQUEUED.labels(job=self.job).inc()
         return self.id
@@ -73,18 +115,17 @@ def event_write(
     if request_id is not None:
         ambient[REQUEST_ID_HEADER] = request_id
     envelope = EventEnvelope.new(routing_key, dict(payload), headers={**ambient, **(headers or {})})
-    statement = (
-        sa.insert(outbox_table)
-        .values(
-            id=envelope.id,
-            routing_key=envelope.type,
-            payload=envelope.payload,
-            headers=envelope.headers,
-            occurred_at=envelope.occurred_at,
-        )
-        .returning(_notify(outbox_table))
+    return OutboxWrite(
+        id=envelope.id,
+        statement=_event_insert(outbox_table),
+        parameters={
+            "id": envelope.id,
+            "routing_key": envelope.type,
+            "payload": envelope.payload,
+            "headers": envelope.headers,
+            "occurred_at": envelope.occurred_at,
+        },
     )
-    return OutboxWrite(id=envelope.id, statement=statement)
 
 
 async def add_event(
@@ -135,19 +176,17 @@ def job_write(outbox_table: sa.Table, queue: str, job: Job, /, **kwargs: Any) ->
         "args": [],
         "kwargs": kwargs,
     }
-    statement = (
-        sa.insert(outbox_table)
-        .values(
-            id=job_id,
-            destination="jobs",
-            routing_key=queue,
-            payload=message,
-            headers=current_trace_headers(),
-            occurred_at=sa.func.now(),
-        )
-        .returning(_notify(outbox_table))
+    return OutboxWrite(
+        id=job_id,
+        statement=_job_insert(outbox_table),
+        parameters={
+            "id": job_id,
+            "routing_key": queue,
+            "payload": message,
+            "headers": current_trace_headers(),
+        },
+        job=job.task_name,
     )
-    return OutboxWrite(id=job_id, statement=statement, job=job.task_name)
 
 
 async def add_job(
