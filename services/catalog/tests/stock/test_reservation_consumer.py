@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from catalog.adapters.db.reservations import stock_reservation_lines
-from catalog.adapters.db.tables import inbox, products
+from catalog.adapters.db.tables import inbox, outbox, products
 from catalog.entrypoints.consumers.order_events import CONSUMER_NAME, ORDER_PAID, ORDER_PLACED
 from catalog.use_cases.commit_stock import STOCK_COMMITTED
 from catalog.use_cases.release_stock import STOCK_RELEASED
@@ -422,3 +422,31 @@ async def test_a_cancellation_racing_its_placement_leaves_nothing_reserved(
     reserved = {p["order_id"] for p in await stock.events(STOCK_RESERVED)}
     released = {p["order_id"] for p in await stock.events(STOCK_RELEASED)}
     assert reserved == released  # every order reserved first was released
+
+
+async def test_the_stock_answer_continues_the_trace_of_the_order_event(stock: StockWorld) -> None:
+    """The outbox row keeps the trace context of the event it answers, so the
+    relay's publish and the orders service's consumer join the same trace."""
+    product = await stock.add_product(on_hand=2)
+    order = uuid.uuid4()
+    trace_id, parent_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    placed = EventEnvelope.new(
+        ORDER_PLACED,
+        {
+            "order_id": str(order),
+            "lines": [{"product_id": str(product), "quantity": 1}],
+            "placed_at": "2026-12-02T14:00:00+00:00",
+        },
+        headers={"traceparent": f"00-{trace_id}-{parent_span}-01"},
+    )
+    await stock.publish(placed)
+    await stock.wait_handled(placed)
+    async with stock.engine.connect() as conn:
+        headers = await conn.scalar(
+            sa.select(outbox.c.headers).where(
+                outbox.c.routing_key == STOCK_RESERVED,
+                outbox.c.payload["order_id"].astext == str(order),
+            )
+        )
+    assert headers is not None
+    assert headers["traceparent"].split("-")[1] == trace_id
