@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -258,3 +259,31 @@ async def test_category_changes_need_catalog_write(
         assert as_customer.status_code == 403, (method, path)
         assert as_customer.headers["content-type"] == "application/problem+json"
     assert [n["name"] for n in (await client.get("/api/v1/categories")).json()] == ["Audio"]
+
+
+async def test_two_concurrent_crossed_moves_never_build_a_cycle(
+    catalog: Catalog, client: httpx.AsyncClient
+) -> None:
+    """A under B and B under A at once: the tree lock lets one through, the other is 409."""
+
+    for _ in range(5):
+        a = await catalog.category("A")
+        b = await catalog.category("B")
+
+        results = await asyncio.gather(
+            client.patch(
+                f"/api/v1/categories/{a['id']}",
+                json={"parent_id": b["id"]},
+                headers=catalog.headers,
+            ),
+            client.patch(
+                f"/api/v1/categories/{b['id']}",
+                json={"parent_id": a["id"]},
+                headers=catalog.headers,
+            ),
+        )
+
+        assert sorted(r.status_code for r in results) == [200, 409]
+        tree = (await client.get("/api/v1/categories")).json()
+        roots = {node["id"] for node in tree}
+        assert len(roots & {a["id"], b["id"]}) == 1
