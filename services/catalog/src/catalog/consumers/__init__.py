@@ -87,7 +87,7 @@ async def run_consumers(settings: CatalogSettings, stopping: asyncio.Event) -> N
         log.info("catalog_consumers_stopping")
         tasks[0].cancel()  # still connecting: stop trying
         with suppress(asyncio.CancelledError):
-            await tasks[0]
+            await tasks[0]  # its own failures are logged where they happen
         await consumer.stop()
         await relay.stop()
         for task in tasks[1:]:
@@ -114,5 +114,9 @@ async def _start(consumer: EventConsumer, *, metrics_port: int, host: str) -> No
         with attempt:
             await consumer.start()
     if metrics_port:
-        start_http_server(metrics_port, addr=host)
+        try:
+            start_http_server(metrics_port, addr=host)
+        except OSError as exc:  # the port is taken: consume anyway, say so
+            log.error("catalog_consumers_metrics_unavailable", port=metrics_port, error=repr(exc))
+            return
         log.info("catalog_consumers_metrics_served", port=metrics_port)
