@@ -176,6 +176,15 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
         {"ix_products_search", "ix_products_name_trgm"},
     ),
     (
+        "long q (full text alone), relevance",
+        ProductQuery(
+            text="zenith wireless telescope for the whole family with a tripod and a case",
+            sort=Sort.RELEVANCE,
+            limit=21,
+        ),
+        {"ix_products_search"},
+    ),
+    (
         "q, newest",
         ProductQuery(text="zenith", sort=Sort.NEWEST, limit=21),
         # With a few hundred matches the planner walks the newest-first index and

@@ -8,7 +8,8 @@ checks each shape's plan on 20,000 rows):
 * text (``q``): ``search @@ websearch_to_tsquery('english', q) OR q <% name``, a
   BitmapOr of ``ix_products_search`` (GIN, full text) and
   ``ix_products_name_trgm`` (GIN, trigrams: "headphnes" still finds
-  "Headphones", word similarity at pg_trgm's threshold), ranked by
+  "Headphones", word similarity at pg_trgm's threshold; for text of 3 to 40
+  characters, see ``TYPO_TOLERANT_LENGTHS``, else the full text alone), ranked by
   ``ts_rank(search, query) + word_similarity(q, name)``;
 * ``category``: ``category_id IN (the ids whose path starts with the category's)``,
   through ``ix_products_category_id``;
@@ -40,6 +41,12 @@ _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _MAX_SAFE_INTEGER = 2**53
 
 PRODUCT_COLUMNS = tuple(column for column in products.c if column.name != "search")
+
+TYPO_TOLERANT_LENGTHS = range(3, 41)
+"""Text of these lengths is also matched by trigram word similarity. Shorter text has
+too few trigrams to tell a typo from another word (and would match most names);
+longer text is a phrase whose trigram search reads hundreds of posting lists, and its
+words are matched by the full-text search already."""
 
 
 def _attribute_values(raw: str) -> list[Any]:
