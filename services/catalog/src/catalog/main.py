@@ -77,8 +77,10 @@ def create_app(
         http_jwks_fetcher(users, settings.jwks_url),
         min_refresh_interval=settings.jwks_min_refresh_seconds,
     )
-    # Published rows are pruned by the relay (no scheduled clean-up job yet).
-    relay = OutboxRelay(engine, outbox, settings.amqp_url, name="catalog-outbox")
+    # Published rows are pruned by the worker's scheduled job, not by the relay.
+    relay = OutboxRelay(
+        engine, outbox, settings.amqp_url, name="catalog-outbox", purge_interval=None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
