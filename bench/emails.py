@@ -2,9 +2,13 @@
 
     .venv/bin/python -m bench.emails                    # 60 s at full speed, 30 s at 50/s
     BENCH_EMAIL_SECONDS=10 BENCH_LATENCY_SECONDS=10 .venv/bin/python -m bench.emails
+    BENCH_LATENCY_RATE=200 BENCH_LATENCY_SECONDS=60 .venv/bin/python -m bench.emails
 
-The real processes: the users service and its worker (core 1) and the
-mail sink stand-in, on the bench database and Redis db, with a job queue and
+The real processes: the users service (core 1), its worker (on the cores of
+``BENCH_EMAIL_WORKER_CPUS``, both by default, ``BENCH_EMAIL_WORKER_PROCESSES``
+processes, one by default; ``BENCH_EMAIL_WORKER_CPUS=1`` is the placement of
+the first measurements, beside the users service) and the mail sink stand-in
+(core 0), on the bench database and Redis db, with a job queue and
 dead-letter queue of this run's own. Accounts are seeded with SQL (each may
 receive 3 reset emails an hour: the contract's budget), requests go to the
 users service directly (the gateway is measured elsewhere), and delivery time
@@ -13,7 +17,8 @@ is the mail sink's arrival timestamp of the email to that account.
 Printed: requests/s accepted and emails/s delivered while requests arrive at
 full speed for ``BENCH_EMAIL_SECONDS``, how long the backlog took to drain,
 CPU seconds each process spent (and per email), then p50/p95/p99 from request
-to delivery at a steady ``BENCH_LATENCY_RATE`` per second.
+to delivery at a steady ``BENCH_LATENCY_RATE`` per second, and the rate that
+phase sustained (emails ÷ time from its first request to its last delivery).
 
 ``BENCH_EMAIL_PROFILE=N`` also samples the users service, the worker (its
 forked job process included) and the mail sink with ``py-spy`` for N seconds
@@ -288,34 +293,57 @@ async def throughput(
     ), profiles
 
 
-async def latency(users: str, mail: str, emails: list[str], rate: float) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class Steady:
+    delays_ms: list[float]
+    offered_seconds: float
+    last_delivery_after: float
+
+    @property
+    def sustained_per_second(self) -> float:
+        """Emails delivered ÷ time from the first request to the last delivery."""
+        return len(self.delays_ms) / self.last_delivery_after if self.last_delivery_after else 0.0
+
+
+async def latency(users: str, mail: str, emails: list[str], rate: float) -> Steady:
     """Milliseconds from each request to its email's arrival, at a steady ``rate``/s."""
     sent_at: dict[str, datetime] = {}
+
+    async def request(client: aiohttp.ClientSession, email: str) -> None:
+        async with client.post(
+            "/api/v1/auth/password-reset/request", json={"email": email}
+        ) as response:
+            await response.read()
+
     async with (
-        httpx.AsyncClient(base_url=users, timeout=30) as client,
+        aiohttp.ClientSession(
+            base_url=users, timeout=aiohttp.ClientTimeout(total=30), raise_for_status=True
+        ) as client,
         httpx.AsyncClient(base_url=mail, timeout=30) as sink,
     ):
         await sink.delete("/api/v1/messages")
         tasks = []
         begin = time.monotonic()
+        first = datetime.now().astimezone()
         for index, email in enumerate(emails):
             await asyncio.sleep(max(0.0, begin + index / rate - time.monotonic()))
             sent_at[email] = datetime.now().astimezone()
-            tasks.append(
-                asyncio.create_task(
-                    client.post("/api/v1/auth/password-reset/request", json={"email": email})
-                )
-            )
-        for task in tasks:
-            (await task).raise_for_status()
+            tasks.append(asyncio.create_task(request(client, email)))
+        offered = time.monotonic() - begin
+        await asyncio.gather(*tasks)
         deadline = time.monotonic() + 60
         while await _count(sink) < len(emails) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         arrivals = await _arrivals(sink)
-    return sorted(
-        (arrivals[email] - sent).total_seconds() * 1000
-        for email, sent in sent_at.items()
-        if email in arrivals
+    delivered = [arrivals[email] for email in sent_at if email in arrivals]
+    return Steady(
+        delays_ms=sorted(
+            (arrivals[email] - sent).total_seconds() * 1000
+            for email, sent in sent_at.items()
+            if email in arrivals
+        ),
+        offered_seconds=offered,
+        last_delivery_after=(max(delivered) - first).total_seconds() if delivered else 0.0,
     )
 
 
@@ -325,11 +353,10 @@ def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def report(
-    result: Throughput, delays: list[float], *, steady: int, rate: float, seconds: float
-) -> str:
+def report(result: Throughput, steady_run: Steady, *, steady: int, rate: float) -> str:
     """The markdown table of one run."""
     when = datetime.now().astimezone()
+    delays = steady_run.delays_ms
     p50, p95, p99 = (_percentile(delays, q) for q in (50, 95, 99))
     busy = result.seconds + result.drained_after
     rows = [
@@ -362,7 +389,9 @@ def report(
         "| load average (1, 5, 15 min) at the end of the full-speed phase | "
         + " / ".join(f"{load:.2f}" for load in result.load_average)
         + " |",
-        f"| steady {rate:.0f}/s for {seconds:.0f} s: delivered | {len(delays)} of {steady} |",
+        f"| steady {rate:.0f}/s for {steady_run.offered_seconds:.0f} s: delivered | "
+        f"{len(delays)} of {steady}, the last {steady_run.last_delivery_after:.1f} s after the "
+        f"first request: **{steady_run.sustained_per_second:.0f}/s** |",
         f"| request → delivery p50 / p95 / p99 | {p50:.0f} / {p95:.0f} / {p99:.0f} ms |",
     ]
     return "\n".join(rows)
@@ -373,6 +402,13 @@ def main() -> int:
     latency_seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
     rate = float(os.environ.get("BENCH_LATENCY_RATE", "50"))
     profile_seconds = int(os.environ.get("BENCH_EMAIL_PROFILE", "0"))
+    worker_cpus = os.environ.get("BENCH_EMAIL_WORKER_CPUS", "0,1")
+    worker_processes = int(os.environ.get("BENCH_EMAIL_WORKER_PROCESSES", "1"))
+    print(
+        f"users on core 1, mail sink on core 0, worker ({worker_processes} process(es)) "
+        f"on cores {worker_cpus}",
+        file=sys.stderr,
+    )
     run = uuid.uuid4().hex[:10]
     env = common_environment()
     migrate(env)
@@ -391,8 +427,8 @@ def main() -> int:
         MAILSINK_LOG_LEVEL="WARNING",
         OTEL_SDK_DISABLED=os.environ.get("OTEL_SDK_DISABLED", "false"),
     )
-    # Enough accounts that no request meets the hourly budget: about 300 requests/s at most.
-    needed = int(max(seconds * 400, 1) // BUDGET_PER_ACCOUNT) + 1
+    # Enough accounts that no request meets the hourly budget: 800 requests/s at most.
+    needed = int(max(seconds * 800, 1) // BUDGET_PER_ACCOUNT) + 1
     emails = asyncio.run(seed_accounts(bench_database_url(), needed, f"t{run}"))
     steady = asyncio.run(
         seed_accounts(bench_database_url(), int(latency_seconds * rate), f"l{run}")
@@ -411,8 +447,10 @@ def main() -> int:
         worker_metrics = USERS_PORT + 50
         worker = started(
             stack,
-            Server("users-worker", [PYTHON, "-m", "users.worker"], cpus="1", port=worker_metrics,
-                   env={**env, "USERS_WORKER_METRICS_PORT": str(worker_metrics)},
+            Server("users-worker", [PYTHON, "-m", "users.worker"], cpus=worker_cpus,
+                   port=worker_metrics,
+                   env={**env, "USERS_WORKER_METRICS_PORT": str(worker_metrics),
+                        "USERS_WORKER_PROCESSES": str(worker_processes)},
                    ready_path="/metrics", cwd=ROOT),
         )  # fmt: skip
         if mailsink is None or users is None or worker is None:
@@ -428,8 +466,8 @@ def main() -> int:
                 profile_seconds=profile_seconds,
             )
         )
-        delays = asyncio.run(latency(users.url, mailsink.url, steady, rate))
-    print(report(result, delays, steady=len(steady), rate=rate, seconds=latency_seconds))
+        steady_run = asyncio.run(latency(users.url, mailsink.url, steady, rate))
+    print(report(result, steady_run, steady=len(steady), rate=rate))
     for path in profiles:
         print(f"\n#### py-spy, {path.name} ({profile_seconds} s under full load)\n")
         print(tables(summarize([path]), top=25))

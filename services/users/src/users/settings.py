@@ -114,11 +114,19 @@ class UsersSettings(ServiceSettings):
     worker_concurrency: int = Field(
         default=50, ge=1, le=1000, description="Jobs one worker process runs at once."
     )
+    worker_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes python -m users.worker runs (one queue, any number "
+        "of consumers: up to one per core).",
+    )
     worker_metrics_port: int = Field(
         default=9101,
         ge=0,
         le=65535,
-        description="Port of the worker's Prometheus /metrics (0: none).",
+        description="Port of the worker's Prometheus /metrics (0: none); with several "
+        "worker processes, process i serves it on this port + i.",
     )
     cleanup_interval_seconds: int = Field(
         default=3600,

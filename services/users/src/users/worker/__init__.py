@@ -10,6 +10,7 @@ build a worker of their own from their settings with :func:`build_worker`.
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -51,6 +52,13 @@ class _Running:
         return self.components
 
 
+def worker_process_index() -> int:
+    """Which of taskiq's worker processes this is (it names them ``worker-<i>``); 0 outside."""
+    name = multiprocessing.current_process().name
+    prefix, _, index = name.rpartition("-")
+    return int(index) if prefix == "worker" and index.isdigit() else 0
+
+
 def build_worker(settings: UsersSettings, *, process: bool = False) -> UsersWorker:
     """The broker with every users job declared, and the scheduler that sends the periodic
     ones. ``process`` (the worker process) also configures logging, tracing and metrics."""
@@ -74,7 +82,9 @@ def build_worker(settings: UsersSettings, *, process: bool = False) -> UsersWork
             configure_logging("users-worker", level=settings.log_level, json=settings.log_json)
             configure_tracing("users-worker")
             if settings.worker_metrics_port:
-                start_http_server(settings.worker_metrics_port, addr=settings.host)
+                start_http_server(
+                    settings.worker_metrics_port + worker_process_index(), addr=settings.host
+                )
         engine = create_engine(settings.database, application_name="users-worker")
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         redis_clients.append(redis)
