@@ -96,6 +96,29 @@ def _tree_cpu(server: Server) -> float:
     return total
 
 
+def _tree_sched(server: Server) -> tuple[float, float]:
+    """Seconds on a CPU and seconds runnable but waiting for one (the kernel's
+    schedstat), over every thread of a server and of the processes under it."""
+    running = waiting = 0.0
+    pending = [server.pid]
+    while pending:
+        pid = pending.pop()
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                on_cpu, queued, _ = (task / "schedstat").read_text().split()
+            except (OSError, ValueError):
+                continue
+            running += int(on_cpu) / 1e9
+            waiting += int(queued) / 1e9
+        pending.extend(int(child) for child in children)
+    return running, waiting
+
+
 def _cpu_of_command(names: tuple[str, ...]) -> float:
     """CPU seconds so far of every process whose command name is one of ``names``
     (RabbitMQ's ``beam.smp``, every ``postgres`` process): shared with anything
@@ -298,6 +321,8 @@ class Steady:
     delays_ms: list[float]
     offered_seconds: float
     last_delivery_after: float
+    # Per server: seconds on a CPU, seconds waiting for one, during the phase.
+    sched: dict[str, tuple[float, float]]
 
     @property
     def sustained_per_second(self) -> float:
@@ -305,9 +330,12 @@ class Steady:
         return len(self.delays_ms) / self.last_delivery_after if self.last_delivery_after else 0.0
 
 
-async def latency(users: str, mail: str, emails: list[str], rate: float) -> Steady:
+async def latency(
+    users: str, mail: str, emails: list[str], rate: float, servers: list[Server]
+) -> Steady:
     """Milliseconds from each request to its email's arrival, at a steady ``rate``/s."""
     sent_at: dict[str, datetime] = {}
+    sched_before = {server.name: _tree_sched(server) for server in servers}
 
     async def request(client: aiohttp.ClientSession, email: str) -> None:
         async with client.post(
@@ -334,9 +362,15 @@ async def latency(users: str, mail: str, emails: list[str], rate: float) -> Stea
         deadline = time.monotonic() + 60
         while await _count(sink) < len(emails) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
+        # Before the listing: the sink parses each message when it is first read.
+        sched = {}
+        for server in servers:
+            (run0, wait0), (run1, wait1) = sched_before[server.name], _tree_sched(server)
+            sched[server.name] = (run1 - run0, wait1 - wait0)
         arrivals = await _arrivals(sink)
     delivered = [arrivals[email] for email in sent_at if email in arrivals]
     return Steady(
+        sched=sched,
         delays_ms=sorted(
             (arrivals[email] - sent).total_seconds() * 1000
             for email, sent in sent_at.items()
@@ -393,6 +427,12 @@ def report(result: Throughput, steady_run: Steady, *, steady: int, rate: float) 
         f"{len(delays)} of {steady}, the last {steady_run.last_delivery_after:.1f} s after the "
         f"first request: **{steady_run.sustained_per_second:.0f}/s** |",
         f"| request → delivery p50 / p95 / p99 | {p50:.0f} / {p95:.0f} / {p99:.0f} ms |",
+        *(
+            f"| steady phase, {name}: on a CPU / runnable but waiting for one | "
+            f"{running:.1f} s / {waiting:.1f} s "
+            f"({running / max(len(delays), 1) * 1000:.2f} ms on a CPU per email) |"
+            for name, (running, waiting) in steady_run.sched.items()
+        ),
     ]
     return "\n".join(rows)
 
@@ -466,7 +506,9 @@ def main() -> int:
                 profile_seconds=profile_seconds,
             )
         )
-        steady_run = asyncio.run(latency(users.url, mailsink.url, steady, rate))
+        steady_run = asyncio.run(
+            latency(users.url, mailsink.url, steady, rate, [users, worker, mailsink])
+        )
     print(report(result, steady_run, steady=len(steady), rate=rate))
     for path in profiles:
         print(f"\n#### py-spy, {path.name} ({profile_seconds} s under full load)\n")

@@ -93,6 +93,15 @@ class UsersSettings(ServiceSettings):
     smtp_sender: str = Field(
         default="Emporium <no-reply@emporium.local>", validation_alias=_alias("SMTP_SENDER")
     )
+    smtp_pool_size: int = Field(
+        default=16,
+        ge=0,
+        le=64,
+        validation_alias=_alias("SMTP_POOL_SIZE"),
+        description="SMTP connections a process keeps and uses at once (0: one per email). "
+        "The reset email job holds its transaction while SMTP answers, so fewer than the "
+        "jobs running at once makes them queue for a connection.",
+    )
     run_outbox_relay: bool = Field(
         default=True, description="Publish outbox events from this process."
     )
@@ -178,4 +187,5 @@ class UsersSettings(ServiceSettings):
             username=self.smtp_username,
             password=self.smtp_password,
             sender=self.smtp_sender,
+            pool_size=self.smtp_pool_size,
         )
