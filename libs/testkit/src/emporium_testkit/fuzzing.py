@@ -5,7 +5,10 @@ allows is refused: the document promised more than the API accepts. Some 400s
 are not such a refusal. A value that only the server issues (a password-reset
 token, a page cursor) can be described by its shape, but a generated one of
 that shape was never issued, and the contract answers 400 for it, as it answers
-404 for a generated id. Those problem types are passed in by the suite.
+404 for a generated id. Those problem types are passed in by the suite. In the
+same way some 422s answer a well-formed body whose reference names nothing
+(a generated category id) or whose fields contradict each other (a price range
+upside down): a document cannot describe those, so the suite names them too.
 """
 
 from __future__ import annotations
@@ -17,14 +20,20 @@ from schemathesis import Case, CheckContext, CheckFunction, Response
 from schemathesis.checks import positive_data_acceptance
 
 
-def accepts_positive_data(*, unissued_value_problems: Collection[str]) -> CheckFunction:
-    """``positive_data_acceptance``, except for a 400 whose problem ``type`` is listed."""
-    excused = frozenset(unissued_value_problems)
+def accepts_positive_data(
+    *,
+    unissued_value_problems: Collection[str],
+    unmet_reference_problems: Collection[str] = (),
+) -> CheckFunction:
+    """``positive_data_acceptance``, except for a 400 or a 422 whose problem ``type`` is
+    listed (in ``unissued_value_problems`` or ``unmet_reference_problems``)."""
+    excused = {400: frozenset(unissued_value_problems), 422: frozenset(unmet_reference_problems)}
 
     def positive_data_accepted(
         ctx: CheckContext, response: Response, case: Case[Any]
     ) -> bool | None:
-        if response.status_code == 400 and _problem_type(response) in excused:
+        listed = excused.get(response.status_code)
+        if listed and _problem_type(response) in listed:
             return None
         result: bool | None = positive_data_acceptance(ctx, response, case)
         return result
