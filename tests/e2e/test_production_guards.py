@@ -20,7 +20,9 @@ SAFE_AMQP = "amqp://emporium:rabbit-secret-1@127.0.0.1:5672/"
 
 
 def _start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("USERS_", "GATEWAY_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("USERS_", "GATEWAY_", "CATALOG_"))
+    }
     return subprocess.run(
         [sys.executable, "-m", module],
         env={**clean, "ENVIRONMENT": "production", **env},
@@ -57,12 +59,27 @@ def _start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
             ["ADMIN_PASSWORD: is weak"],
         ),
         ("gateway", {}, ["AMQP_URL: uses RabbitMQ's default guest credentials"]),
+        (
+            "catalog",
+            {},
+            [
+                "AMQP_URL: uses RabbitMQ's default guest credentials",
+                "CATALOG_CURSOR_SECRET: is the development default",
+            ],
+        ),
+        (
+            "catalog",
+            {"AMQP_URL": SAFE_AMQP, "CATALOG_CURSOR_SECRET": "short"},
+            [
+                "CATALOG_CURSOR_SECRET:",
+            ],
+        ),
     ],
 )
 def test_a_service_refuses_to_start_in_production_naming_each_unsafe_setting(
     module: str, env: dict[str, str], expected: list[str]
 ) -> None:
-    port_var = "USERS_PORT" if module == "users" else "GATEWAY_PORT"
+    port_var = f"{module.upper()}_PORT"
     result = _start(module, {port_var: str(free_port()), **env})
 
     assert result.returncode == 2, result.stderr[-2000:]
