@@ -154,7 +154,7 @@ class OutboxRelay:
         purge_interval: float | None = 3600.0,
         name: str = "outbox-relay",
         listen: bool = True,
-        wake_min_interval: float = 0.05,
+        wake_min_interval: float = 0.1,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
