@@ -119,11 +119,11 @@ def _tree_sched(server: Server) -> tuple[float, float]:
     return running, waiting
 
 
-def _cpu_of_command(names: tuple[str, ...]) -> float:
+def _cpu_of_command(names: tuple[str, ...]) -> dict[int, float]:
     """CPU seconds so far of every process whose command name is one of ``names``
-    (RabbitMQ's ``beam.smp``, every ``postgres`` process): shared with anything
-    else running on the machine, so an upper bound of this run's share."""
-    total = 0.0
+    (RabbitMQ's ``beam.smp``, every ``postgres`` process), by pid: shared with
+    anything else running on the machine, so an upper bound of this run's share."""
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -133,8 +133,14 @@ def _cpu_of_command(names: tuple[str, ...]) -> float:
             continue
         if head.partition("(")[2] in names:
             fields = tail.split()
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
-    return total
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings by the processes alive at the second
+    (one that ended in between is missed, never counted negative)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 _SHARED = {"RabbitMQ (beam.smp)": ("beam.smp",), "PostgreSQL (every process)": ("postgres",)}
@@ -295,12 +301,12 @@ async def throughput(
         drained = time.monotonic() - started_at - window
     cpu = {s.name: _tree_cpu(s) - cpu_before[s.name] for s in servers}
     load_cpu = _own_cpu() - load_before
-    shared = {name: _cpu_of_command(names) - shared_before[name] for name, names in _SHARED.items()}
+    shared = {
+        name: _spent(shared_before[name], _cpu_of_command(names)) for name, names in _SHARED.items()
+    }
     postgres_after = await _postgres_backends(database_url)
     # Backends that came and went during the run are missed: the pools keep theirs.
-    cpu["postgres (bench database backends)"] = sum(
-        spent - postgres_before.get(pid, 0.0) for pid, spent in postgres_after.items()
-    )
+    cpu["postgres (bench database backends)"] = _spent(postgres_before, postgres_after)
     profiles = await profiling if profiling is not None else []
     return Throughput(
         seconds=window,
