@@ -83,6 +83,13 @@ async def test_docs_list_every_public_operation_of_the_merged_document(
 
     assert document["openapi"].startswith("3.1")
     assert ("POST", "/api/v1/auth/register") in published
+    # The catalogue runs in the system: its routes are in the merged document and on the page.
+    assert {
+        ("GET", "/api/v1/categories"),
+        ("GET", "/api/v1/products"),
+        ("GET", "/api/v1/products/{product_id}"),
+        ("PUT", "/api/v1/products/{product_id}/stock"),
+    } <= published
     assert {(method, path) for method, path in shown} == published
     assert errors == []
 
