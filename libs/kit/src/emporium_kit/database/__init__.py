@@ -10,6 +10,8 @@ this part (``emporium-kit[database]``); the gateway never loads it.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import asyncpg
 import sqlalchemy.ext.asyncio
 import structlog
@@ -50,6 +52,10 @@ class DatabaseSettings(BaseModel):
     statement_timeout_ms: int = 5000
     echo: bool = False
     pre_ping: bool = False
+    plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] | None = None
+    """PostgreSQL's ``plan_cache_mode`` for the pool's connections; None leaves the
+    server's (``auto``: a prepared statement may switch to one generic plan after five
+    executions, which knows none of its parameters' values)."""
 
 
 # Errors that mean "the database is not reachable right now" (a 503, not a 500).
@@ -65,6 +71,13 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
     """The pooled engine of a service's own database; its statements are traced."""
     instrument_sqlalchemy()
+    server_settings = {
+        "application_name": application_name,
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "idle_in_transaction_session_timeout": "60000",
+    }
+    if settings.plan_cache_mode is not None:
+        server_settings["plan_cache_mode"] = settings.plan_cache_mode
     # Looked up at call time: the SQLAlchemy instrumentation wraps it (tracing).
     engine = sqlalchemy.ext.asyncio.create_async_engine(
         settings.url,
@@ -80,11 +93,7 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
         connect_args={
             "timeout": 5,
             "command_timeout": max(1.0, settings.statement_timeout_ms / 1000 + 1),
-            "server_settings": {
-                "application_name": application_name,
-                "statement_timeout": str(settings.statement_timeout_ms),
-                "idle_in_transaction_session_timeout": "60000",
-            },
+            "server_settings": server_settings,
         },
     )
     return engine
