@@ -288,6 +288,7 @@ def gateway_settings(upstream: TestUpstream, **overrides: Any) -> GatewaySetting
         "users_url": upstream.url,
         "catalog_url": upstream.url,
         "orders_url": upstream.url,
+        "ops_url": upstream.url,
         "redis_url": REDIS_URL,
         "amqp_url": AMQP_URL,
         "redis_key_prefix": f"gw-test-{uuid.uuid4().hex}:",

@@ -61,10 +61,11 @@ class GatewaySettings(ServiceSettings):
         description="Base URL of the ops service (dead letters, ADR 0013).",
     )
     required_upstreams: CommaSeparated = Field(
-        default=("users",),
+        default=("users", "catalog", "ops"),
         description=(
-            "Upstreams whose /health/ready must answer for the gateway to be ready. "
-            "Services not built yet are left out, so the gateway can be ready without them."
+            "Upstreams whose /health/ready must answer for the gateway to be ready: every "
+            "service `make run` starts. Services not built yet (orders) are left out, so "
+            "the gateway can be ready without them."
         ),
     )
     upstream_connect_timeout_seconds: float = Field(
