@@ -6,13 +6,14 @@
 
 The statements are the service's own: each shape is a
 :class:`catalog.domain.listing.ProductQuery` as the route builds it (one row more
-than the page, for ``next_cursor``) compiled by the catalogue's
-``listing_query``, and executed the way the service executes it: SQLAlchemy on
-asyncpg, whose statements are prepared and cached per connection. PostgreSQL
-plans a prepared statement's first five executions with their parameters
-(custom plans) and may then switch to one generic plan for any parameters, so
-what a request runs under load can differ from what ``EXPLAIN`` of the same
-SQL shows. So each shape is executed ``EXECUTIONS`` times on one connection
+than the page, for ``next_cursor``) written by the catalogue's
+``listing_statement`` (after ``subtree_statement`` for a category, as the
+repository does), and executed the way the service executes it: SQL text on the
+asyncpg connection, prepared and cached per connection, with the catalog's
+``plan_cache_mode`` (``CATALOG_DB_PLAN_CACHE_MODE``, by default
+``force_custom_plan``; ``--plan-cache-mode auto`` shows PostgreSQL's default,
+under which a prepared statement may switch to one generic plan after five
+executions). Each shape is executed ``EXECUTIONS`` times on one connection
 with ``auto_explain`` (ANALYZE, BUFFERS) reporting every execution to the
 client, and both the first plan and the last (the one the service settles
 on) are printed. Without ``auto_explain`` (it needs a superuser), a plain
@@ -34,29 +35,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from bench.catalogue.cases import DEEP_POSITION, SHAPES, catalogue_environment
 from bench.catalogue.database import bench_products, prepare
-from catalog.adapters.db.product_search import listing_query
+from catalog.adapters.db.product_search import Statement, listing_statement, subtree_statement
 from catalog.adapters.db.tables import products
 from catalog.domain.listing import DEFAULT_PAGE_SIZE, Position, ProductQuery, Sort
-
-
-class Explain(Executable, ClauseElement):
-    """``EXPLAIN (ANALYZE, BUFFERS)`` of a statement, with the statement's own parameters."""
-
-    inherit_cache = False
-
-    def __init__(self, statement: sa.Select[Any]) -> None:
-        self.statement = statement
-
-
-@compiles(Explain, "postgresql")
-def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return "EXPLAIN (ANALYZE, BUFFERS) " + compiler.process(element.statement, **kw)
+from catalog.settings import CatalogSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,31 +156,57 @@ async def _reported(notices: list[str]) -> list[str]:
     return ["(no plan reported)"]
 
 
+async def _fetch(conn: AsyncConnection, statement: Statement) -> list[Any]:
+    """The rows of ``statement`` run as the repository runs it (asyncpg, prepared)."""
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    rows: list[Any] = await driver.fetch(statement.sql, *statement.args)
+    return rows
+
+
+async def listing_of(conn: AsyncConnection, query: ProductQuery) -> Statement:
+    """The listing statement of ``query``, its category's subtree looked up first."""
+    category_ids = None
+    if query.category is not None:
+        subtree = await _fetch(conn, subtree_statement(query.category))
+        category_ids = [row["id"] for row in subtree]
+    return listing_statement(query, category_ids)
+
+
 def _block(title: str, lines: Sequence[str]) -> list[str]:
     return [title, "", "```text", *lines, "```", ""]
 
 
-async def explain_all(database_url: str) -> str:
-    engine = create_async_engine(database_url, pool_size=1)
+async def explain_all(database_url: str, plan_cache_mode: str) -> str:
+    engine = create_async_engine(
+        database_url,
+        pool_size=1,
+        connect_args={"server_settings": {"plan_cache_mode": plan_cache_mode}},
+    )
     out: list[str] = []
     try:
         async with engine.connect() as conn:
             count = (await conn.execute(sa.select(sa.func.count()).select_from(products))).scalar()
-            out.append(f"Plans on `{database_url.rsplit('/', 1)[-1]}` ({count:,} products).\n")
+            out.append(
+                f"Plans on `{database_url.rsplit('/', 1)[-1]}` ({count:,} products), "
+                f"plan_cache_mode `{plan_cache_mode}`.\n"
+            )
             listed = await shapes(conn)
             notices = await _auto_explain(conn)
             for shape in listed:
-                statement = listing_query(shape.query)
+                statement = await listing_of(conn, shape.query)
                 out.append(f"#### {shape.title}: `?{shape.request}`\n")
                 if notices is None:
-                    await conn.execute(statement)  # warms the cache
-                    plan = (await conn.execute(Explain(statement))).scalars().all()
+                    await _fetch(conn, statement)  # warms the cache
+                    explain = Statement(
+                        "EXPLAIN (ANALYZE, BUFFERS) " + statement.sql, statement.args
+                    )
+                    plan = [row[0] for row in await _fetch(conn, explain)]
                     out += _block("EXPLAIN (ANALYZE, BUFFERS):", [str(line) for line in plan])
                     continue
                 plans: list[list[str]] = []
                 for _ in range(EXECUTIONS):
                     notices.clear()
-                    rows = (await conn.execute(statement)).all()
+                    rows = await _fetch(conn, statement)
                     # auto_explain reports when the executor ends, which for a portal of
                     # the extended protocol is when the next statement closes it.
                     await conn.exec_driver_sql("SELECT 1")
@@ -227,6 +238,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--database-url",
         help="a seeded catalogue database (default: the bench's, seeded when missing)",
     )
+    parser.add_argument(
+        "--plan-cache-mode",
+        choices=("auto", "force_custom_plan", "force_generic_plan"),
+        help="PostgreSQL's plan_cache_mode (default: the catalog's, CATALOG_DB_PLAN_CACHE_MODE)",
+    )
     return parser.parse_args(argv)
 
 
@@ -235,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = args.database_url
     if url is None:
         url = prepare(catalogue_environment(), bench_products()).url
-    print(asyncio.run(explain_all(url)))
+    mode = args.plan_cache_mode or CatalogSettings().db_plan_cache_mode
+    print(asyncio.run(explain_all(url, mode)))
     return 0
 
 

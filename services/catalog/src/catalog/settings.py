@@ -11,6 +11,8 @@ its cache and refresh job).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -40,6 +42,13 @@ class CatalogSettings(ServiceSettings):
     )
     db_statement_timeout_ms: int = Field(
         default=5000, ge=100, description="Longest a single SQL statement may run."
+    )
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = Field(
+        default="force_custom_plan",
+        description="PostgreSQL plan_cache_mode of the catalog's connections. "
+        "force_custom_plan plans every execution of a prepared statement with its "
+        "values: a listing's generic plan knows neither the category's ids nor the "
+        "price range, and read 13,700 buffers where the custom plan reads 1,500.",
     )
 
     users_url: str = Field(
@@ -227,6 +236,7 @@ class CatalogSettings(ServiceSettings):
             pool_size=self.db_pool_size,
             max_overflow=self.db_max_overflow,
             statement_timeout_ms=self.db_statement_timeout_ms,
+            plan_cache_mode=self.db_plan_cache_mode,
         )
 
     @property

@@ -2,8 +2,10 @@
 for the planner to choose (20,000 live products, 1,000 deleted, analysed): ``EXPLAIN``
 names the expected index and never a sequential scan of ``products``.
 
-The statements are the repository's own (``listing_query``), explained with their
-parameters bound as the service binds them.
+The statements are the repository's own (``listing_statement``, after
+``subtree_statement`` for a category), explained with their parameters bound as
+the service binds them, on connections that plan every execution with its values
+as the catalog's do (``plan_cache_mode=force_custom_plan``).
 """
 
 from __future__ import annotations
@@ -16,29 +18,20 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from catalog.adapters.db.product_search import listing_query
+from catalog.adapters.db.product_search import (
+    PRODUCT_BY_ID,
+    Statement,
+    listing_statement,
+    subtree_statement,
+)
 from catalog.domain.listing import Position, ProductQuery, Sort
 from emporium_testkit.isolation import migrate_fresh, worker_database_url
 
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 PRODUCTS = 20_000
 ROOT = uuid.UUID(int=1)
-
-
-class Explain(Executable, ClauseElement):
-    inherit_cache = False
-
-    def __init__(self, statement: sa.Select[Any]) -> None:
-        self.statement = statement
-
-
-@compiles(Explain, "postgresql")
-def _explain(element: Explain, compiler: Any, **kw: Any) -> str:
-    return "EXPLAIN " + str(compiler.process(element.statement, **kw))
 
 
 # Names as a catalogue has them: a brand (144 made-up words, each on 0.7 % of the
@@ -83,7 +76,10 @@ def plans_database_url() -> str:
 
 @pytest.fixture(scope="module")
 async def filled(plans_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(plans_database_url)
+    engine = create_async_engine(
+        plans_database_url,
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+    )
     async with engine.begin() as conn:
         # 5 roots, 8 children each, 1 leaf under each child: 40 leaves hold the products.
         await conn.execute(
@@ -117,10 +113,24 @@ async def filled(plans_database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+async def _rows(conn: AsyncConnection, statement: Statement) -> list[Any]:
+    driver = (await conn.get_raw_connection()).driver_connection
+    rows: list[Any] = await driver.fetch(statement.sql, *statement.args)
+    return rows
+
+
 async def plan_of(engine: AsyncEngine, query: ProductQuery) -> str:
+    """The plan of the listing's statement, after its category's subtree is looked up."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(Explain(listing_query(query)))).all()
-    return "\n".join(row[0] for row in rows)
+        category_ids = None
+        if query.category is not None:
+            category_ids = [
+                row["id"] for row in await _rows(conn, subtree_statement(query.category))
+            ]
+            assert category_ids, f"no category {query.category!r}"
+        statement = listing_statement(query, category_ids)
+        explained = Statement("EXPLAIN " + statement.sql, statement.args)
+        return "\n".join(row[0] for row in await _rows(conn, explained))
 
 
 MIDDLE = datetime.now(UTC) - timedelta(seconds=PRODUCTS // 2)
@@ -194,7 +204,17 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
     (
         "category subtree",
         ProductQuery(category="child-3", limit=21),
-        {"ix_products_category_id", "ix_products_created_at_id"},
+        {"ix_products_category_id_created_at_id", "ix_products_created_at_id"},
+    ),
+    (
+        "one category, newest",
+        ProductQuery(category="leaf-3", limit=21),
+        {"ix_products_category_id_created_at_id"},
+    ),
+    (
+        "root category (every product under it), newest",
+        ProductQuery(category="root", limit=21),
+        {"ix_products_created_at_id"},
     ),
     (
         "attribute",
@@ -215,7 +235,11 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
             attributes=(("colour", "navy"),),
             limit=21,
         ),
-        {"ix_products_category_id", "ix_products_attributes", "ix_products_created_at_id"},
+        {
+            "ix_products_category_id_created_at_id",
+            "ix_products_attributes",
+            "ix_products_created_at_id",
+        },
     ),
     (
         "price range, price_asc",
@@ -237,7 +261,7 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
             "ix_products_search",
             "ix_products_name_trgm",
             "ix_products_attributes",
-            "ix_products_category_id",
+            "ix_products_category_id_created_at_id",
         },
     ),
 ]
@@ -268,3 +292,47 @@ async def test_the_sorted_listings_need_no_sort_step(filled: AsyncEngine) -> Non
     for sort in (Sort.NEWEST, Sort.PRICE_ASC, Sort.PRICE_DESC, Sort.NAME):
         plan = await plan_of(filled, ProductQuery(sort=sort, limit=21))
         assert "Sort" not in plan, plan
+
+
+async def test_one_categorys_listing_reads_its_newest_first_index_and_needs_no_sort(
+    filled: AsyncEngine,
+) -> None:
+    plan = await plan_of(filled, ProductQuery(category="leaf-3", limit=21))
+
+    assert "ix_products_category_id_created_at_id" in plan, plan
+    assert "Sort" not in plan, plan
+
+
+async def test_a_long_query_is_matched_by_the_full_text_index_alone(filled: AsyncEngine) -> None:
+    long_text = "zenith wireless telescope for the whole family with a tripod and a case"
+    plan = await plan_of(filled, ProductQuery(text=long_text, sort=Sort.RELEVANCE, limit=21))
+
+    assert "ix_products_search" in plan, plan
+    assert "ix_products_name_trgm" not in plan, plan
+
+
+async def test_a_product_by_id_reads_the_primary_key(filled: AsyncEngine) -> None:
+    async with filled.connect() as conn:
+        plan = await _rows(conn, Statement("EXPLAIN " + PRODUCT_BY_ID, (uuid.uuid4(),)))
+
+    assert "pk_products" in "\n".join(row[0] for row in plan)
+
+
+async def test_the_catalogs_connections_plan_every_execution_with_its_values(
+    plans_database_url: str,
+) -> None:
+    # A generic plan (PostgreSQL's choice after five executions under "auto") knows
+    # neither a category's ids nor a price range: it read the price index instead.
+    from catalog.settings import CatalogSettings
+    from emporium_kit.database import create_engine
+
+    settings = CatalogSettings(database_url=plans_database_url)
+    engine = create_engine(settings.database, application_name="catalog-plans-test")
+    try:
+        async with engine.connect() as conn:
+            mode = (await conn.execute(sa.text("SHOW plan_cache_mode"))).scalar()
+    finally:
+        await engine.dispose()
+
+    assert settings.db_plan_cache_mode == "force_custom_plan"
+    assert mode == "force_custom_plan"

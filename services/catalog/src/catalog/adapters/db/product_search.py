@@ -1,9 +1,16 @@
-"""The SQL of the product listing: one statement per request, every shape served by an index.
+"""The SQL of the hot reads: the product listing and a product by id, as plain SQL text.
 
-``listing_query`` builds it from a :class:`~catalog.domain.listing.ProductQuery`.
-Every shape reads only live rows (``deleted_at IS NULL``), so the planner can use
-the partial indexes of migration 0001 (``tests/integration/test_listing_plans.py``
-checks each shape's plan on 20,000 rows):
+``listing_statement`` writes the listing's one statement for a
+:class:`~catalog.domain.listing.ProductQuery`; ``subtree_statement`` the lookup
+of a ``category`` filter's ids that comes before it. Both are SQL text with
+``$n`` parameters, executed on the asyncpg connection of a pooled SQLAlchemy
+connection (``repositories.SqlProductReads``): asyncpg prepares each text once per
+connection, and no statement is built, compiled or cached by SQLAlchemy on the
+request path (that cost about as much CPU as the rest of a request did; the
+write path keeps SQLAlchemy Core). Every shape reads only live rows
+(``deleted_at IS NULL``), so the planner can use the partial indexes of
+migrations 0001 and 0003 (``tests/integration/test_listing_plans.py`` checks
+each shape's plan on 20,000 rows):
 
 * text (``q``): ``search @@ websearch_to_tsquery('english', q) OR q <% name``, a
   BitmapOr of ``ix_products_search`` (GIN, full text) and
@@ -11,8 +18,16 @@ checks each shape's plan on 20,000 rows):
   "Headphones", word similarity at pg_trgm's threshold; for text of 3 to 40
   characters, see ``TYPO_TOLERANT_LENGTHS``, else the full text alone), ranked by
   ``ts_rank(search, query) + word_similarity(q, name)``;
-* ``category``: ``category_id IN (the ids whose path starts with the category's)``,
-  through ``ix_products_category_id``;
+* ``category``: the ids of the category and its subtree are looked up first
+  (``subtree_statement``, one indexed read of ``categories``) and the listing
+  filters ``category_id = ANY($ids)``. Given the ids as a value, the planner
+  estimates how many products the subtree holds (a subquery's result is unknown
+  to it: it guessed 3 categories for a subtree of 57 and scanned the price index
+  instead); one category is ``category_id = $id``, read newest first from
+  ``ix_products_category_id_created_at_id``. The catalog's connections plan every
+  execution with its parameters (``plan_cache_mode=force_custom_plan``,
+  ``CATALOG_DB_PLAN_CACHE_MODE``): a generic plan knows neither the ids nor the
+  price range;
 * ``attr.<name>=<value>``: ``attributes @> '{"name": value}'`` through
   ``ix_products_attributes`` (GIN, ``jsonb_path_ops``); a value that reads as a
   number or a boolean also matches that JSON type (``OR``-ed containments);
@@ -29,24 +44,63 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG
+import orjson
 
-from catalog.adapters.db.tables import SEARCH_CONFIG, categories, products
+from catalog.adapters.db.tables import SEARCH_CONFIG, products
 from catalog.domain.listing import ProductQuery, Sort
 
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _MAX_SAFE_INTEGER = 2**53
 
 PRODUCT_COLUMNS = tuple(column for column in products.c if column.name != "search")
+"""The product's columns (all but the search vector), for SQLAlchemy statements."""
 
 TYPO_TOLERANT_LENGTHS = range(3, 41)
 """Text of these lengths is also matched by trigram word similarity. Shorter text has
 too few trigrams to tell a typo from another word (and would match most names);
 longer text is a phrase whose trigram search reads hundreds of posting lists, and its
 words are matched by the full-text search already."""
+
+# The columns a product read returns, in product_of's order; attributes as JSON text,
+# decoded by orjson (the driver's codec would use the stdlib's json).
+SELECTED: Final = (
+    "id, sku, name, description, price_amount, currency, category_id, "
+    "attributes::text AS attributes, image_urls, on_hand, reserved, created_at, updated_at, "
+    "deleted_at"
+)
+
+PRODUCT_BY_ID: Final = f"SELECT {SELECTED} FROM products WHERE id = $1 AND deleted_at IS NULL"  # noqa: S608 - constants
+"""A live product by id (``pk_products``)."""
+
+_SUBTREE: Final = (
+    "SELECT c.id FROM categories c WHERE c.path LIKE "
+    "(SELECT r.path FROM categories r WHERE {root} LIMIT 1) || '%'"
+)
+SUBTREE_BY_SLUG: Final = _SUBTREE.format(root="r.slug = $1")
+SUBTREE_BY_ID_OR_SLUG: Final = _SUBTREE.format(root="(r.id = $1 OR r.slug = $2)")
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """SQL text with ``$n`` parameters, and their values in order."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+def subtree_statement(category: str) -> Statement:
+    """The ids of the category named by id or slug and of all its descendants (the
+    ``path`` prefix through ``ix_categories_path``); none for an unknown category."""
+    try:
+        category_id = uuid.UUID(category)
+    except ValueError:
+        return Statement(SUBTREE_BY_SLUG, (category,))
+    # A slug may be spelt like a UUID: either may name the category.
+    return Statement(SUBTREE_BY_ID_OR_SLUG, (category_id, category))
 
 
 def _attribute_values(raw: str) -> list[Any]:
@@ -66,82 +120,76 @@ def _attribute_values(raw: str) -> list[Any]:
     return values
 
 
-def _subtree_ids(category: str) -> sa.Select[Any]:
-    """The ids of the category named by id or slug and of all its descendants."""
-    root = categories.alias("root")
-    try:
-        by_id: sa.ColumnElement[bool] | None = root.c.id == uuid.UUID(category)
-    except ValueError:
-        by_id = None
-    named = root.c.slug == category
-    root_path = (
-        sa.select(root.c.path)
-        .where(sa.or_(by_id, named) if by_id is not None else named)
-        .limit(1)
-        .scalar_subquery()
-    )
-    return sa.select(categories.c.id).where(categories.c.path.startswith(root_path))
+class _Parameters:
+    """Numbers the parameters of a statement as they are added."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, cast: str) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}::{cast}"
 
 
-def text_search(text: str) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[float]]:
-    """The match condition of ``q`` and its relevance score."""
-    tsquery = sa.func.websearch_to_tsquery(sa.cast(SEARCH_CONFIG, REGCONFIG), text)
-    full_text = products.c.search.bool_op("@@")(tsquery)
-    typo_tolerant = sa.literal(text, sa.Text).bool_op("<%")(products.c.name)
-    score = sa.cast(
-        sa.func.ts_rank(products.c.search, tsquery)
-        + sa.func.word_similarity(text, products.c.name),
-        sa.Double,
-    )
-    return sa.or_(full_text, typo_tolerant), score
+_TSQUERY: Final = f"websearch_to_tsquery('{SEARCH_CONFIG}'::regconfig, {{q}})"
+_KEYS: Final = {
+    Sort.NEWEST: ("created_at", "timestamptz", True),
+    Sort.PRICE_ASC: ("price_amount", "bigint", False),
+    Sort.PRICE_DESC: ("price_amount", "bigint", True),
+    Sort.NAME: ("name", "text", False),
+}
 
 
-def listing_query(query: ProductQuery) -> sa.Select[Any]:
+def listing_statement(query: ProductQuery, category_ids: Sequence[uuid.UUID] | None) -> Statement:
     """The listing's one statement: ``query.limit`` rows (ask for one more to see if
-    another page follows), with a ``score`` column (NULL without text)."""
-    conditions: list[sa.ColumnElement[bool]] = [products.c.deleted_at.is_(None)]
-    score: sa.ColumnElement[Any] = sa.null()
+    another page follows), with a ``score`` column (NULL without text).
+
+    ``category_ids`` are the ids of ``query.category``'s subtree
+    (:func:`subtree_statement`), or None without a category filter.
+    """
+    param = _Parameters()
+    conditions = ["deleted_at IS NULL"]
+    score = "NULL::double precision"
     if query.text:
-        matches, score = text_search(query.text)
-        conditions.append(matches)
-    if query.category is not None:
-        conditions.append(products.c.category_id.in_(_subtree_ids(query.category)))
+        q = param(query.text, "text")
+        tsquery = _TSQUERY.format(q=q)
+        if len(query.text) in TYPO_TOLERANT_LENGTHS:
+            conditions.append(f"(search @@ {tsquery} OR {q} <% name)")
+        else:
+            conditions.append(f"search @@ {tsquery}")
+        score = f"CAST(ts_rank(search, {tsquery}) + word_similarity({q}, name) AS double precision)"
+    if category_ids is not None:
+        if len(category_ids) == 1:
+            conditions.append(f"category_id = {param(category_ids[0], 'uuid')}")
+        else:
+            conditions.append(f"category_id = ANY({param(list(category_ids), 'uuid[]')})")
     if query.min_price is not None:
-        conditions.append(products.c.price_amount >= query.min_price)
+        conditions.append(f"price_amount >= {param(query.min_price, 'bigint')}")
     if query.max_price is not None:
-        conditions.append(products.c.price_amount <= query.max_price)
+        conditions.append(f"price_amount <= {param(query.max_price, 'bigint')}")
     if query.in_stock:
-        conditions.append(products.c.on_hand > products.c.reserved)
+        conditions.append("on_hand > reserved")
     for name, raw in query.attributes:
-        conditions.append(
-            sa.or_(
-                *(
-                    products.c.attributes.op("@>")(sa.cast({name: value}, JSONB))
-                    for value in _attribute_values(raw)
-                )
-            )
-        )
+        containments = [
+            f"attributes @> {param(orjson.dumps({name: value}).decode(), 'jsonb')}"
+            for value in _attribute_values(raw)
+        ]
+        conditions.append(f"({' OR '.join(containments)})")
 
     sort = query.sort if (query.text or query.sort is not Sort.RELEVANCE) else Sort.NEWEST
-    key: sa.ColumnElement[Any]
     if sort is Sort.RELEVANCE:
-        key, descending = score, True
-    elif sort is Sort.NEWEST:
-        key, descending = products.c.created_at, True
-    elif sort is Sort.PRICE_ASC:
-        key, descending = products.c.price_amount, False
-    elif sort is Sort.PRICE_DESC:
-        key, descending = products.c.price_amount, True
+        key, key_type, descending = score, "double precision", True
     else:
-        key, descending = products.c.name, False
+        key, key_type, descending = _KEYS[sort]
     if query.after is not None:
-        position = sa.tuple_(key, products.c.id)
-        last = sa.tuple_(sa.literal(query.after.value, key.type), sa.literal(query.after.id))
-        conditions.append(position < last if descending else position > last)
-    order = (key.desc(), products.c.id.desc()) if descending else (key.asc(), products.c.id.asc())
-    return (
-        sa.select(*PRODUCT_COLUMNS, score.label("score"))
-        .where(*conditions)
-        .order_by(*order)
-        .limit(query.limit)
+        last = f"({param(query.after.value, key_type)}, {param(query.after.id, 'uuid')})"
+        conditions.append(f"({key}, id) {'<' if descending else '>'} {last}")
+    direction = "DESC" if descending else "ASC"
+    order = "score" if sort is Sort.RELEVANCE else key
+    # Only this module's constant fragments are written into the text; every value
+    # the request gives is a parameter.
+    sql = (
+        f"SELECT {SELECTED}, {score} AS score FROM products WHERE {' AND '.join(conditions)} "  # noqa: S608
+        f"ORDER BY {order} {direction}, id {direction} LIMIT {param(query.limit, 'integer')}"
     )
+    return Statement(sql, tuple(param.values))

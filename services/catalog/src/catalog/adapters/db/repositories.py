@@ -4,6 +4,11 @@ Each works on the executor it is given: a unit of work's session (a write
 transaction), an autocommit connection (reads), or the session of an event
 consumer or job that owns the transaction. Database errors that mean a broken
 rule (a taken slug or SKU, a category that vanished) become domain errors here.
+
+The hot reads (the listing, and a product by id in :class:`SqlProductReads`, the
+read-only unit of work's) run their SQL text (``product_search``) on the asyncpg
+connection under the executor: a prepared statement per connection, no
+SQLAlchemy statement, compilation or result objects on the request path.
 """
 
 from __future__ import annotations
@@ -12,11 +17,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
+from opentelemetry import trace
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from catalog.adapters.db.product_search import PRODUCT_COLUMNS, listing_query
+from catalog.adapters.db.product_search import (
+    PRODUCT_BY_ID,
+    PRODUCT_COLUMNS,
+    Statement,
+    listing_statement,
+    subtree_statement,
+)
 from catalog.adapters.db.tables import categories, products
 from catalog.domain.categories import Category
 from catalog.domain.errors import (
@@ -71,7 +84,26 @@ def product_of(row: Any) -> Product:
     )
 
 
+def product_of_read(record: Any) -> Product:
+    """A product from a row of ``product_search.SELECTED`` (attributes as JSON text)."""
+    return Product(
+        id=record["id"],
+        sku=record["sku"],
+        name=record["name"],
+        description=record["description"],
+        price=Money(record["price_amount"], record["currency"]),
+        category_id=record["category_id"],
+        attributes=orjson.loads(record["attributes"]),
+        image_urls=tuple(record["image_urls"]),
+        stock=StockLevel(on_hand=record["on_hand"], reserved=record["reserved"]),
+        created_at=record["created_at"],
+        updated_at=record["updated_at"],
+        deleted_at=record["deleted_at"],
+    )
+
+
 _CATEGORY_COLUMNS = tuple(categories.c)
+_tracer = trace.get_tracer(__name__)
 
 
 class SqlCategoryRepository:
@@ -249,8 +281,33 @@ class SqlProductRepository:
         return product_of(row) if row is not None else None
 
     async def page(self, query: ProductQuery) -> list[tuple[Product, float | None]]:
-        rows = (await self._x.execute(listing_query(query))).all()
-        return [(product_of(row), row.score) for row in rows]
+        category_ids: list[UUID] | None = None
+        if query.category is not None:
+            category_ids = [
+                row["id"] for row in await self._fetch(subtree_statement(query.category))
+            ]
+            if not category_ids:
+                return []  # no such category: nothing is in it
+        rows = await self._fetch(listing_statement(query, category_ids))
+        return [(product_of_read(row), row["score"]) for row in rows]
+
+    async def _fetch(self, statement: Statement) -> list[Any]:
+        """``statement``'s rows (asyncpg records) from the executor's own connection, so a
+        read in a transaction sees it; a span like the SQLAlchemy instrumentation's."""
+        connection = await self._x.connection() if isinstance(self._x, AsyncSession) else self._x
+        driver: Any = (await connection.get_raw_connection()).driver_connection  # asyncpg
+        rows: list[Any]
+        if not trace.get_current_span().is_recording():
+            # Nothing records this trace (no exporter, or not sampled): no span at all.
+            rows = await driver.fetch(statement.sql, *statement.args)
+            return rows
+        with _tracer.start_as_current_span(
+            statement.sql.split(" ", 1)[0],
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system": "postgresql", "db.statement": statement.sql},
+        ):
+            rows = await driver.fetch(statement.sql, *statement.args)
+        return rows
 
     async def batch(self, ids: Sequence[UUID]) -> list[Product]:
         if not ids:
@@ -276,3 +333,11 @@ class SqlProductRepository:
         if constraint == "fk_products_category_id_categories":
             return ProductCategoryNotFound()
         return exc
+
+
+class SqlProductReads(SqlProductRepository):
+    """The read-only unit of work's products: a product by id as SQL text too."""
+
+    async def get(self, product_id: UUID) -> Product | None:
+        rows = await self._fetch(Statement(PRODUCT_BY_ID, (product_id,)))
+        return product_of_read(rows[0]) if rows else None

@@ -136,7 +136,14 @@ sa.Index(
     "ix_products_price_amount_id", products.c.price_amount, products.c.id, postgresql_where=_LIVE
 )
 sa.Index("ix_products_name_id", products.c.name, products.c.id, postgresql_where=_LIVE)
-sa.Index("ix_products_category_id", products.c.category_id, postgresql_where=_LIVE)
+# A category's products newest first (migration 0003); it serves category_id lookups too.
+sa.Index(
+    "ix_products_category_id_created_at_id",
+    products.c.category_id,
+    products.c.created_at.desc(),
+    products.c.id.desc(),
+    postgresql_where=_LIVE,
+)
 
 outbox = define_outbox_table(metadata)
 inbox = define_inbox_table(metadata)

@@ -7,7 +7,11 @@ from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from catalog.adapters.db.repositories import SqlCategoryRepository, SqlProductRepository
+from catalog.adapters.db.repositories import (
+    SqlCategoryRepository,
+    SqlProductReads,
+    SqlProductRepository,
+)
 from catalog.adapters.db.tables import outbox
 from catalog.use_cases.ports import CategoryRepository, ProductRepository
 from emporium_kit.database import create_session_factory
@@ -98,6 +102,7 @@ class SqlReadOnlyUnitOfWork(_Repositories):
     async def __aenter__(self) -> Self:
         self._connection: AsyncConnection = await self._engine.connect()
         self._open_repositories(self._connection)
+        self.products = SqlProductReads(self._connection)
         return self
 
     async def __aexit__(
