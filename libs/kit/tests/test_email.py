@@ -4,6 +4,9 @@ import asyncio
 import socket
 import ssl
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
 
 import aiosmtplib
@@ -216,6 +219,33 @@ async def test_sent_email_is_readable_through_the_sink_api(
     assert "\r\nX-Request-ID: req-42\r\n" in raw
 
 
+def test_the_bytes_sent_carry_the_headers_and_parts_of_the_structured_message(
+    templates: EmailTemplates,
+) -> None:
+    sender = EmailSender(SmtpSettings())
+    rendered = templates.render("order_shipped", CONTEXT)
+    headers = {"X-Request-ID": "req-7", "X-Note": "für Zoë"}
+    raw, recipient = sender.build_bytes("Zoë Müller <zoe@example.test>", rendered, headers=headers)
+    sent = BytesParser(EmailMessage, policy=default).parsebytes(raw)
+    structured = sender.build_message("Zoë Müller <zoe@example.test>", rendered, headers=headers)
+
+    assert recipient == "zoe@example.test"
+    assert raw.isascii()  # 7-bit throughout: encoded words and quoted-printable
+    assert b"\r\n" in raw
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    for name in ("From", "To", "Subject", "X-Request-ID", "X-Note"):
+        assert str(sent[name]) == str(structured[name]), name
+    assert [
+        (part.get_content_type(), part.get_content().replace("\r\n", "\n"))
+        for part in sent.iter_parts()
+    ] == [(part.get_content_type(), part.get_content()) for part in structured.iter_parts()]
+
+
+def test_an_internationalised_address_is_left_to_the_structured_message() -> None:
+    with pytest.raises(InvalidEmailRecipient, match="SMTPUTF8"):
+        EmailSender(SmtpSettings()).build_bytes("zoë@exämple.test", RenderedEmail("s", "t", "h"))
+
+
 @pytest.mark.asyncio
 async def test_latest_search_and_delete_through_the_sink_api(
     sender: EmailSender, mail_api: httpx.AsyncClient
@@ -343,6 +373,49 @@ async def test_permanent_refusal_fails_at_once(
     assert failure.value.attempts == 1
     assert handler.delivered == 0
     assert isinstance(failure.value.__cause__, aiosmtplib.SMTPRecipientsRefused)
+
+
+class _CapturingHandler(_RefusingHandler):
+    """Keeps the envelope and content of each message (the mail sink reads no 8-bit
+    headers, so an SMTPUTF8 message is checked here)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.received: list[tuple[list[str], list[str], bytes]] = []
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        content = envelope.original_content or b""
+        self.received.append((list(envelope.rcpt_tos), list(envelope.mail_options), content))
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.asyncio
+async def test_an_internationalised_address_is_delivered_with_smtputf8() -> None:
+    handler = _CapturingHandler()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="utf8.local", enable_SMTPUTF8=True, loop=loop),
+        "127.0.0.1",
+        0,
+    )
+    sender = _sender_for(server.sockets[0].getsockname()[1])
+    try:
+        await sender.send("Zoë <zoë@exämple.test>", RenderedEmail("Grüße", "Hallo ü\n", "<p>ü</p>"))
+        await sender.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    [(recipients, options, content)] = handler.received
+    assert recipients == ["zoë@exämple.test"]
+    assert "SMTPUTF8" in [option.upper() for option in options]
+    message = BytesParser(EmailMessage, policy=default).parsebytes(content)
+    assert message["Subject"] == "Grüße"
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == "Hallo ü\n"
 
 
 @pytest.mark.parametrize(

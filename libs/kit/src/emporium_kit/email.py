@@ -30,11 +30,10 @@ from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.generator import BytesGenerator
 from email.header import Header
-from email.headerregistry import AddressHeader
+from email.headerregistry import Address, AddressHeader
 from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.parser import BytesParser
 from email.policy import compat32
 from email.policy import default as default_policy
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
@@ -92,7 +91,6 @@ _SMTP_POLICY: Final = compat32.clone(linesep="\r\n")
 _UTF8_QP: Final = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 _PARSE_ADDRESS: Final = default_policy.header_factory
-_PARSER: Final = BytesParser(EmailMessage, policy=default_policy)
 
 
 class SmtpSettings(BaseModel):
@@ -322,7 +320,10 @@ class EmailSender:
         # The Message-ID domain comes from the sender so make_msgid never asks DNS.
         self._message_id_domain = settings.sender_address.rpartition("@")[2]
         name, address = parseaddr(settings.sender)
-        self._from_header = formataddr((name, address), charset="utf-8")
+        self._ascii_sender = address.isascii()
+        self._from_header = (
+            formataddr((name, address), charset="utf-8") if address.isascii() else ""
+        )
         self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
         # With a pool, at most pool_size connections at once; without, one per email.
         self._slots: asyncio.Semaphore | contextlib.nullcontext[None] = (
@@ -332,19 +333,10 @@ class EmailSender:
         )
         self._local_hostname = settings.local_hostname
 
-    def build_message(
-        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
-    ) -> EmailMessage:
-        """The ``multipart/alternative`` message :meth:`send` delivers, parsed back from
-        the bytes it would send (for callers that inspect it; sending never parses)."""
-        raw, _ = self.build_bytes(to, email, headers=headers)
-        return _PARSER.parsebytes(raw)
-
-    def build_bytes(
-        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
-    ) -> tuple[bytes, str]:
-        """The message :meth:`send` delivers, as the bytes of its DATA, and the bare
-        recipient address for the envelope.
+    def _checked(
+        self, to: str, headers: Mapping[str, str] | None
+    ) -> tuple[Address, list[tuple[str, str]]]:
+        """The one recipient of ``to`` and the extra headers, checked.
 
         Raises :class:`InvalidEmailRecipient` unless ``to`` is exactly one address
         with a domain, :class:`InvalidEmailHeader` for an extra header that is
@@ -366,7 +358,47 @@ class EmailSender:
                 raise InvalidEmailHeader(
                     f"header value for {name!r} contains a linefeed or carriage return"
                 )
-            extra.append((name, _header_value(value)))
+            extra.append((name, value))
+        return address, extra
+
+    def build_message(
+        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
+    ) -> EmailMessage:
+        """The ``multipart/alternative`` message, as a structured ``EmailMessage``
+        (``policy.default``): what :meth:`send` delivers to an internationalised
+        address (SMTPUTF8), and the same headers and parts :meth:`build_bytes`
+        writes for every other one."""
+        return self._structured(email, *self._checked(to, headers))
+
+    def _structured(
+        self, email: RenderedEmail, address: Address, extra: list[tuple[str, str]]
+    ) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self._settings.sender
+        message["To"] = address
+        message["Subject"] = " ".join(email.subject.split())
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = make_msgid(domain=self._message_id_domain)
+        for name, value in extra:
+            message[name] = value
+        # Quoted-printable keeps every part 7-bit, so no relay needs 8BITMIME.
+        message.set_content(email.text, cte="quoted-printable")
+        message.add_alternative(email.html, subtype="html", cte="quoted-printable")
+        return message
+
+    def build_bytes(
+        self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
+    ) -> tuple[bytes, str]:
+        """The message :meth:`send` delivers to an ASCII address, as the bytes of its
+        DATA, and the bare recipient address for the envelope. Raises as
+        :meth:`build_message` does, and :class:`InvalidEmailRecipient` for an
+        address that is not ASCII (it needs :meth:`build_message` and SMTPUTF8)."""
+        address, extra = self._checked(to, headers)
+        if not address.addr_spec.isascii():
+            raise InvalidEmailRecipient(f"{to!r} needs SMTPUTF8: use build_message")
+        return self._flat(email, address, extra), address.addr_spec
+
+    def _flat(self, email: RenderedEmail, address: Address, extra: list[tuple[str, str]]) -> bytes:
         message = MIMEMultipart("alternative", policy=_SMTP_POLICY)
         message["From"] = self._from_header
         message["To"] = formataddr((address.display_name, address.addr_spec), charset="utf-8")
@@ -375,12 +407,12 @@ class EmailSender:
         message["Date"] = format_datetime(datetime.now(UTC))
         message["Message-ID"] = make_msgid(domain=self._message_id_domain)
         for name, value in extra:
-            message[name] = value
+            message[name] = _header_value(value)
         message.attach(_text_part(email.text, "plain"))
         message.attach(_text_part(email.html, "html"))
         out = BytesIO()
         BytesGenerator(out, mangle_from_=False, policy=_SMTP_POLICY).flatten(message)
-        return out.getvalue(), address.addr_spec
+        return out.getvalue()
 
     async def send(
         self, to: str, email: RenderedEmail, *, headers: Mapping[str, str] | None = None
@@ -391,12 +423,17 @@ class EmailSender:
         good or every attempt failed; :class:`InvalidEmailRecipient` and
         :class:`InvalidEmailHeader` before trying when the input is wrong.
         """
-        if not (to.isascii() and self._settings.sender.isascii()):
-            # Internationalised addresses need SMTPUTF8: aiosmtplib's send_message
+        address, extra = self._checked(to, headers)
+        if address.addr_spec.isascii() and self._ascii_sender:
+            message: EmailMessage | tuple[bytes, str] = (
+                self._flat(email, address, extra),
+                address.addr_spec,
+            )
+        else:
+            # An internationalised address needs SMTPUTF8: aiosmtplib's send_message
             # negotiates it from the structured message (the rare, slower path).
-            await self._send_with_retries(to, self.build_message(to, email, headers=headers))
-            return
-        await self._send_with_retries(to, self.build_bytes(to, email, headers=headers))
+            message = self._structured(email, address, extra)
+        await self._send_with_retries(to, message)
 
     async def _send_with_retries(self, to: str, message: EmailMessage | tuple[bytes, str]) -> None:
         settings = self._settings
