@@ -85,12 +85,11 @@ def build_worker(settings: UsersSettings, *, process: bool = False) -> UsersWork
                 start_http_server(
                     settings.worker_metrics_port + worker_process_index(), addr=settings.host
                 )
-        # A reset email job holds its connection while SMTP answers: a connection
-        # for every job running at once, or jobs queue for the pool instead.
-        database = settings.database.model_copy(
-            update={"pool_size": max(settings.db_pool_size, settings.worker_concurrency)}
-        )
-        engine = create_engine(database, application_name="users-worker")
+        # The pool stays USERS_DB_POOL_SIZE (+ overflow): a job holds its connection
+        # while SMTP answers, so more concurrent jobs than connections wait for one,
+        # but a pool per concurrent job would take half of PostgreSQL's default
+        # 100 connections for one worker process.
+        engine = create_engine(settings.database, application_name="users-worker")
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         redis_clients.append(redis)
         key = load_signing_key(
