@@ -147,17 +147,15 @@ def _hand_to_service_user(base: Path) -> None:
 def _node_pids(base: Path) -> list[int]:
     """The live processes of this node (the Erlang VM and its helpers): those whose
     environment names its database directory, which no other process's does (the
-    VM's command line does not name the node)."""
-    marker = f"RABBITMQ_MNESIA_BASE={base / 'mnesia'}".encode()
+    VM's command line does not name the node). A killed node stays a zombie when
+    nothing reaps the detached VM: those do not count."""
+    marker = str(base / "mnesia").encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            # A killed node stays a zombie when nothing reaps the detached VM.
-            if (entry / "stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            if _environ(entry).get(b"RABBITMQ_MNESIA_BASE") == marker and _alive(int(entry.name)):
                 found.append(int(entry.name))
     return found
 
@@ -169,6 +167,47 @@ def _kill_leftovers(base: Path) -> None:
     deadline = time.monotonic() + 10
     while _node_pids(base) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _environ(entry: Path) -> dict[bytes, bytes]:
+    pairs = (entry / "environ").read_bytes().split(b"\0")
+    return dict(pair.partition(b"=")[::2] for pair in pairs if b"=" in pair)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def reap_orphans() -> list[str]:
+    """Stop the nodes this module started for test processes that are gone (killed
+    before their block could end): their node name carries the test process's pid.
+    Returns the names of the nodes it killed; their directories are deleted."""
+    prefix = b"emporium-test-"
+    reaped: dict[str, Path] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not _alive(int(entry.name)):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            env = _environ(entry)
+            name = env.get(b"RABBITMQ_NODENAME", b"")
+            mnesia = env.get(b"RABBITMQ_MNESIA_BASE", b"")
+            if not name.startswith(prefix) or not mnesia.endswith(b"/mnesia"):
+                continue
+            owner = int(name[len(prefix) :].split(b"@")[0].split(b"-")[-2])
+            if owner == os.getpid() or _alive(owner):
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+            reaped[name.decode()] = Path(mnesia.decode()).parent
+    for base in reaped.values():
+        _kill_leftovers(base)
+        if base.name.startswith("emporium-rabbitmq-"):
+            shutil.rmtree(base, ignore_errors=True)
+    return sorted(reaped)
 
 
 def _write_files(base: Path, amqp_port: int) -> None:
@@ -255,9 +294,12 @@ def stop_node(node: RabbitMQNode) -> None:
 @contextlib.contextmanager
 def private_rabbitmq() -> Iterator[RabbitMQNode]:
     """A RabbitMQ node of this test's own for the block (see the module's text);
-    stopped, killed if need be, and deleted afterwards, also when the block fails."""
+    stopped, killed if need be, and deleted afterwards, also when the block fails.
+    Nodes left by test processes killed outright (SIGKILL: no ``finally`` runs) are
+    reaped first."""
     # Not pytest's tmp_path: its directories are root's only, and the node may run as
     # the rabbitmq user.
+    reap_orphans()
     base = Path(tempfile.mkdtemp(prefix=f"emporium-rabbitmq-{worker_id()}-"))
     try:
         node = start_node(base)
