@@ -47,6 +47,7 @@ def test_variables_carry_the_catalog_prefix(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CATALOG_PORT", "9002")
     monkeypatch.setenv("CATALOG_USERS_URL", "http://users.internal:8001/")
     monkeypatch.setenv("CATALOG_DB_POOL_SIZE", "7")
+    monkeypatch.setenv("CATALOG_DB_PLAN_CACHE_MODE", "auto")
     monkeypatch.setenv("PORT", "1")
 
     settings = CatalogSettings()
@@ -54,3 +55,18 @@ def test_variables_carry_the_catalog_prefix(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.port == 9002
     assert settings.jwks_url == "http://users.internal:8001/.well-known/jwks.json"
     assert settings.database.pool_size == 7
+    assert settings.database.plan_cache_mode == "auto"
+
+
+def test_connections_plan_each_execution_with_its_values_by_default() -> None:
+    database = CatalogSettings().database
+
+    assert database.plan_cache_mode == "force_custom_plan"
+    assert database.max_overflow == 0
+
+
+def test_an_unknown_plan_cache_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOG_DB_PLAN_CACHE_MODE", "sometimes")
+
+    with pytest.raises(ValidationError):
+        CatalogSettings()
