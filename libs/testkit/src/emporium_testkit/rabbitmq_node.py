@@ -95,6 +95,10 @@ class RabbitMQNode:
         """``rabbitmqctl -n <this node> <args>``; its output, or :class:`RabbitMQNodeError`."""
         return _run(["rabbitmqctl", "-n", self.name, *args], timeout=timeout, node=self)
 
+    def pids(self) -> list[int]:
+        """The node's live processes (none once it is stopped)."""
+        return _node_pids(self.base)
+
     def log_tail(self, chars: int = 4000) -> str:
         try:
             return self.log_file.read_text(errors="replace")[-chars:]
