@@ -49,6 +49,7 @@ from .processes import free_port
 STARTUP_TIMEOUT = 60.0
 COMMAND_TIMEOUT = 60.0
 _SERVICE_USER = "rabbitmq"
+_CLI_DIST_PORTS = range(35672, 35683)
 _numbers = itertools.count(1)
 
 
@@ -254,8 +255,12 @@ def _server_env(node: RabbitMQNode) -> dict[str, str]:
 def start_node(base: Path) -> RabbitMQNode:
     """Start a private node in the empty directory ``base`` (see the module's text);
     returns once it accepts AMQP connections. On failure nothing of it keeps running."""
-    amqp_port, dist_port = free_port(), free_port()
-    while dist_port == amqp_port:
+    # Two different ports, neither one of those rabbitmqctl listens on while it runs.
+    amqp_port = free_port()
+    while amqp_port in _CLI_DIST_PORTS:
+        amqp_port = free_port()
+    dist_port = free_port()
+    while dist_port == amqp_port or dist_port in _CLI_DIST_PORTS:
         dist_port = free_port()
     node = RabbitMQNode(
         name=f"emporium-test-{worker_id()}-{os.getpid()}-{next(_numbers)}@localhost",
