@@ -2,9 +2,10 @@
 
 The machine's RabbitMQ (127.0.0.1:5672) is shared by every test running at the same
 time, so it is never stopped. :func:`private_rabbitmq` starts a node of the test's
-own with the machine's ``rabbitmq-server`` and ``rabbitmqctl`` (the only things it
-relies on, as the machine description promises them), and stops and deletes it
-when the block ends, whatever happened inside::
+own with the machine's ``rabbitmq-server`` and ``rabbitmqctl`` (on ``PATH``, as the
+machine description promises them; run as root, which they run the node as the
+``rabbitmq`` user for, or as that user), and stops and deletes it when the block
+ends, whatever happened inside (Linux: its processes are found through ``/proc``)::
 
     with private_rabbitmq() as node:
         url = node.amqp_url()
@@ -24,8 +25,10 @@ the user the scripts run the node as (``rabbitmq`` when started by root): nodes 
 the same cookie could talk to each other, but every command here names its node, so
 only this node is ever stopped.
 
-``stop_app()``/``start_app()`` block for about a second (each is one ``rabbitmqctl``
-run); async tests call them through ``asyncio.to_thread`` so their event loop goes on.
+Starting a node takes 4-6 s on a development machine (measured on a 2-core one
+with other suites running), so test modules share one (``scope="module"``).
+``stop_app()`` takes about a second, ``start_app()`` two; both block, so async tests
+call them through ``asyncio.to_thread`` and their event loop goes on.
 """
 
 from __future__ import annotations
