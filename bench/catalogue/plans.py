@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,11 +119,21 @@ AUTO_EXPLAIN = (
 )
 
 
+_UUID_ARRAY = re.compile(r"'\{([0-9a-f-]{36}(?:,[0-9a-f-]{36})+)\}'::uuid\[\]")
+
+
+def _abbreviated(line: str) -> str:
+    """A subtree's array of ids as its size (a plan line of 2,000 characters says no more)."""
+    return _UUID_ARRAY.sub(
+        lambda m: f"'{{<{m.group(1).count(',') + 1} category ids>}}'::uuid[]", line
+    )
+
+
 def _plan_lines(message: str) -> list[str]:
     """auto_explain's message without its query text: the plan from its first node."""
     lines = message.splitlines()
     first = next((i for i, line in enumerate(lines) if "(cost=" in line), 0)
-    return lines[first:]
+    return [_abbreviated(line) for line in lines[first:]]
 
 
 async def _auto_explain(conn: AsyncConnection) -> list[str] | None:
