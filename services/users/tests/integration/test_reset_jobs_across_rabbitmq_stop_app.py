@@ -5,10 +5,13 @@ The machine's RabbitMQ is shared with every other test, so this module starts a 
 of its own (``emporium_testkit.rabbitmq_node``) and really stops its application; the
 app (with its outbox relay) and the users worker talk to that node only.
 
-At the ``stop_app``, some jobs are in RabbitMQ (published to the worker's durable
-quorum queue while no worker consumed it) and more are asked for during the outage
-(the API answers 202: the outbox holds them). After ``start_app`` the queue still
-holds the first ones, the relay publishes the others, and a worker runs them all.
+In the first test, at the ``stop_app``, some jobs are in RabbitMQ (published to the
+worker's durable quorum queue while no worker consumed it) and more are asked for
+during the outage (the API answers 202: the outbox holds them). After ``start_app``
+the queue still holds the first ones, the relay publishes the others, and a worker
+runs them all. In the second, a worker stays up through the stop: RabbitMQ closes
+its connection, and once started again the same worker consumes the jobs asked for
+meanwhile.
 
 ``test_broker_outage.py`` stays: it plays a network partition (a TCP proxy drops the
 connections, the broker keeps running and the worker stays up through it), which a
@@ -153,6 +156,71 @@ async def test_reset_jobs_enqueued_when_rabbitmq_stops_all_run_once_after_it_sta
     jobs = await _jobs(settings)
     assert len(jobs) == len(everyone)
     assert all(published for published, _ in jobs)
+
+
+async def test_a_worker_up_through_the_stop_runs_the_jobs_asked_for_meanwhile_once_each(
+    on_node: UsersSettings, node: RabbitMQNode, smtp: SmtpStandIn
+) -> None:
+    settings = on_node
+    before = [f"before{i}-{uuid.uuid4().hex[:8]}@example.com" for i in range(EACH)]
+    during = [f"during{i}-{uuid.uuid4().hex[:8]}@example.com" for i in range(EACH)]
+    everyone = before + during
+    app = create_app(settings)
+    async with (
+        running_worker(settings),
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 50000)),
+            base_url="http://users.test",
+        ) as http,
+    ):
+        for address in everyone:
+            registered = await http.post(
+                "/api/v1/auth/register",
+                json={"email": address, "password": PASSWORD, "full_name": "Steady Stella"},
+            )
+            assert registered.status_code == 201, registered.text
+        for address in before:
+            requested = await http.post(
+                "/api/v1/auth/password-reset/request", json={"email": address}
+            )
+            assert requested.status_code == 202
+        await wait_until(
+            lambda: all(smtp.texts(address) for address in before),
+            within=20,
+            what="the emails asked for before the stop",
+        )
+
+        # RabbitMQ closes the worker's and the relay's connections (connection_forced).
+        await asyncio.to_thread(node.stop_app)
+        for address in during:
+            requested = await http.post(
+                "/api/v1/auth/password-reset/request", json={"email": address}
+            )
+            assert requested.status_code == 202
+        await wait_until(
+            lambda: _tried_and_kept(settings, EACH),
+            within=20,
+            what="the jobs asked for during the outage tried and kept in the outbox",
+        )
+        assert [smtp.texts(address) for address in during] == [[]] * EACH
+
+        await asyncio.to_thread(node.start_app)
+        # The same worker, reconnected by itself, consumes again.
+        await wait_until(
+            lambda: all(smtp.texts(address) for address in during),
+            within=60,
+            what="the emails asked for during the outage",
+        )
+        await wait_until(
+            lambda: _jobs_run_at_least(settings, len(everyone)), what="every job committed"
+        )
+        await asyncio.sleep(1.0)
+
+    assert [len(smtp.texts(address)) for address in everyone] == [1] * len(everyone)
+    assert [await reset_tokens_of(settings, address) for address in everyone] == [1] * len(everyone)
+    assert await reset_jobs_run(settings) == len(everyone)
+    assert all(published for published, _ in await _jobs(settings))
 
 
 async def _published(settings: UsersSettings, count: int) -> bool:
