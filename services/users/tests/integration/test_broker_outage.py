@@ -3,7 +3,10 @@ wait in the outbox, and once the broker is back each runs and emails once.
 
 The machine's RabbitMQ is shared with other tests, so it is never stopped: the app's
 relay and the worker reach it through a TCP proxy of this test's own that refuses
-every connection (and drops the open ones) for the outage.
+every connection (and drops the open ones) for the outage: a network partition, where
+the broker keeps running and no client is told why its connection died. A broker
+really stopped (``rabbitmqctl stop_app``, which closes each connection with a reason,
+then started) is played on a private node in ``test_reset_jobs_across_rabbitmq_stop_app.py``.
 """
 
 from __future__ import annotations
