@@ -3,9 +3,9 @@
 The machine's RabbitMQ (127.0.0.1:5672) is shared by every test running at the same
 time, so it is never stopped. :func:`private_rabbitmq` starts a node of the test's
 own with the machine's ``rabbitmq-server`` and ``rabbitmqctl`` (on ``PATH``, as the
-machine description promises them; run as root, which they run the node as the
-``rabbitmq`` user for, or as that user), and stops and deletes it when the block
-ends, whatever happened inside (Linux: its processes are found through ``/proc``)::
+machine description promises them; called by root, they run the node as the
+``rabbitmq`` user, and by that user as itself), and stops and deletes it when the
+block ends, whatever happened inside (Linux: its processes are found in ``/proc``)::
 
     with private_rabbitmq() as node:
         url = node.amqp_url()
