@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import aio_pika
 import aiohttp
 import asyncpg
 import httpx
@@ -443,6 +444,25 @@ def report(result: Throughput, steady_run: Steady, *, steady: int, rate: float) 
     return "\n".join(rows)
 
 
+async def _delete_queues(env: dict[str, str], run: str) -> None:
+    """Delete the job and dead-letter queues of this run (once its servers stopped)."""
+    queue = f"users.jobs.bench-{run}"
+    names = [queue, f"{queue}.delay", f"{queue}.rejected", f"emporium.dead-letters.bench-{run}"]
+    connection = await aio_pika.connect(env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    try:
+        for name in names:
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(name)
+            except aio_pika.exceptions.AMQPError:
+                pass  # never declared (a run that stopped early)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+    finally:
+        await connection.close()
+
+
 def main() -> int:
     seconds = float(os.environ.get("BENCH_EMAIL_SECONDS", "60"))
     latency_seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
@@ -480,6 +500,7 @@ def main() -> int:
         seed_accounts(bench_database_url(), int(latency_seconds * rate), f"l{run}")
     )
     with ExitStack() as stack:
+        stack.callback(lambda: asyncio.run(_delete_queues(env, run)))
         mailsink = started(
             stack,
             Server("mailsink", [PYTHON, "-m", "mailsink"], cpus="0", port=MAIL_HTTP_PORT,
