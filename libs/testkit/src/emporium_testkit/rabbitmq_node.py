@@ -104,10 +104,14 @@ class RabbitMQNode:
         return _node_pids(self.base)
 
     def log_tail(self, chars: int = 4000) -> str:
+        """The end of the node's log, after its first errors (a failed boot logs pages
+        of its shutdown after the reason)."""
         try:
-            return self.log_file.read_text(errors="replace")[-chars:]
+            text = self.log_file.read_text(errors="replace")
         except OSError as exc:
             return f"(no log: {exc})"
+        errors = [line for line in text.splitlines() if "[error]" in line][:20]
+        return "\n".join([*errors, "..."]) + "\n" + text[-chars:] if errors else text[-chars:]
 
 
 def _run(
@@ -223,7 +227,8 @@ def _write_files(base: Path, amqp_port: int) -> None:
     (base / "log").mkdir()
     (base / "conf.d").mkdir()
     (base / "enabled_plugins").write_text("[].\n")
-    # Only this file: the machine's /etc/rabbitmq/rabbitmq.conf binds 5672.
+    # The node reads these files only: the machine's /etc/rabbitmq/rabbitmq.conf, say,
+    # binds 127.0.0.1:5672.
     (base / "rabbitmq.conf").write_text(
         f"listeners.tcp.local = 127.0.0.1:{amqp_port}\n"
         "loopback_users.guest = true\n"
@@ -304,20 +309,34 @@ def stop_node(node: RabbitMQNode) -> None:
 
 
 @contextlib.contextmanager
-def private_rabbitmq() -> Iterator[RabbitMQNode]:
+def private_rabbitmq(*, attempts: int = 2) -> Iterator[RabbitMQNode]:
     """A RabbitMQ node of this test's own for the block (see the module's text);
     stopped, killed if need be, and deleted afterwards, also when the block fails.
     Nodes left by test processes killed outright (SIGKILL: no ``finally`` runs) are
-    reaped first."""
-    # Not pytest's tmp_path: its directories are root's only, and the node may run as
-    # the rabbitmq user.
+    reaped first. A node that does not boot is tried again, ``attempts`` times in
+    all, on new ports: another process may take a free port before the node does."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
     reap_orphans()
-    base = Path(tempfile.mkdtemp(prefix=f"emporium-rabbitmq-{worker_id()}-"))
-    try:
-        node = start_node(base)
+    for attempt in range(1, attempts + 1):
+        # Not pytest's tmp_path: its directories are root's only, and the node may
+        # run as the rabbitmq user.
+        base = Path(tempfile.mkdtemp(prefix=f"emporium-rabbitmq-{worker_id()}-"))
         try:
-            yield node
-        finally:
-            stop_node(node)
+            node = start_node(base)
+        except RabbitMQNodeError:
+            shutil.rmtree(base, ignore_errors=True)
+            if attempt == attempts:
+                raise
+            continue
+        except BaseException:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
+        break
+    try:
+        yield node
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            stop_node(node)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
