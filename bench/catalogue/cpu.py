@@ -1,0 +1,132 @@
+"""CPU per request of the catalog and of its PostgreSQL backends, per catalogue case.
+
+    .venv/bin/python -m bench.catalogue.cpu                    # every case, 5 s each
+    .venv/bin/python -m bench.catalogue.cpu --seconds 10 listing filter:32
+
+On a machine that others load, requests per second and latency say how much of
+a core the catalog was given as much as what it costs; the CPU time each request
+took (the catalog process, and the PostgreSQL backends its pool opened, from
+``/proc/<pid>/stat``) moves far less with the load. The catalog runs as in the
+bench's catalogue cases (one process on core 1, relay off, the bench database);
+wrk drives each case from core 0 for one warm-up second, then ``--seconds``.
+A case is ``listing``, ``product``, ``q``, ``typo``, ``filter`` or ``deep``,
+optionally ``:connections`` (default 64 for the reads, 16 for the searches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.catalogue.cases import (
+    DEEP_POSITION,
+    SHAPES,
+    catalogue_environment,
+    deep_cursor,
+    page,
+    products_url,
+    start_catalog,
+)
+from bench.catalogue.database import bench_products, connect, prepare
+from bench.load import Request, wrk
+from bench.servers import ServerError
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CASES = ("listing", "product", *(shape.key for shape in SHAPES), "deep")
+READS = ("listing", "product")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+async def catalog_backends(url: str) -> list[int]:
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'catalog'"
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
+
+
+def case_urls(base: str) -> dict[str, str]:
+    items = page(products_url(base, {"limit": "10"}))["items"]
+    assert isinstance(items, list)
+    assert items
+    return {
+        "listing": products_url(base),
+        "product": f"{base}/api/v1/products/{items[-1]['id']}",
+        **{shape.key: products_url(base, shape.params) for shape in SHAPES},
+    }
+
+
+def run(cases: Sequence[str], seconds: int) -> list[str]:
+    env = catalogue_environment()
+    prepared = prepare(env, bench_products())
+    lines = [
+        "| case | conn. | req/s | p50 | p95 | catalog CPU per request | PostgreSQL CPU per "
+        "request | catalog's share of a core | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    with ExitStack() as stack:
+        catalog = start_catalog(stack, env, prepared.url)
+        catalog.settle()
+        urls = case_urls(catalog.url)
+        for case in cases:
+            name, _, given = case.partition(":")
+            connections = int(given) if given else (64 if name in READS else 16)
+            if name == "deep" and "deep" not in urls:
+                urls["deep"] = products_url(
+                    catalog.url, {"cursor": deep_cursor(catalog, DEEP_POSITION)}
+                )
+            request = Request(urls[name])
+            wrk(request, connections=connections, seconds=1)  # warm-up
+            backends = asyncio.run(catalog_backends(prepared.url))
+            load = os.getloadavg()[0]
+            catalog_before = cpu_seconds(catalog.pid)
+            pg_before = sum(cpu_seconds(pid) for pid in backends)
+            result = wrk(request, connections=connections, seconds=seconds)
+            catalog_cpu = cpu_seconds(catalog.pid) - catalog_before
+            pg_cpu = sum(cpu_seconds(pid) for pid in backends) - pg_before
+            n = max(result.requests, 1)
+            lines.append(
+                f"| {name} | {connections} | {result.rps:,.0f} | {result.p50_us / 1000:.1f} ms "
+                f"| {result.p95_us / 1000:.1f} ms | {1000 * catalog_cpu / n:.2f} ms "
+                f"| {1000 * pg_cpu / n:.2f} ms | {catalog_cpu / seconds:.2f} | {load:.1f} |"
+            )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.catalogue.cpu",
+        description="CPU per request of the catalog and its PostgreSQL backends, per case.",
+    )
+    parser.add_argument("cases", nargs="*", default=list(CASES), help=f"of {', '.join(CASES)}")
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args(argv)
+    unknown = [c for c in args.cases if c.partition(":")[0] not in CASES]
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(unknown)}")
+    try:
+        print("\n".join(run(args.cases, args.seconds)))
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
