@@ -227,7 +227,7 @@ def _write_files(base: Path, amqp_port: int) -> None:
     (base / "log").mkdir()
     (base / "conf.d").mkdir()
     (base / "enabled_plugins").write_text("[].\n")
-    # The node reads these files only: the machine's /etc/rabbitmq/rabbitmq.conf, say,
+    # The node reads these files only: the machine's own RabbitMQ configuration, say,
     # binds 127.0.0.1:5672.
     (base / "rabbitmq.conf").write_text(
         f"listeners.tcp.local = 127.0.0.1:{amqp_port}\n"
