@@ -130,3 +130,74 @@ def test_with_an_exporter_the_asgi_instrumentation_records_the_server_span() -> 
     seen = _probe_fast_path("console", flags="01")
     assert seen["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
     assert seen["recording"] is True
+
+
+_SERVICE_APP_PROGRAM = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from contextlib import asynccontextmanager
+    import httpx
+    from fastapi import APIRouter
+    from opentelemetry import trace
+    from emporium_kit.app import create_service_app
+    from emporium_kit.settings import ServiceSettings
+    from emporium_kit.tracing import configure_tracing
+
+    configure_tracing("probe", exporter=sys.argv[1])
+    router = APIRouter()
+
+    @router.get("/where")
+    async def where():
+        span = trace.get_current_span()
+        return {"trace_id": format(span.get_span_context().trace_id, "032x"),
+                "recording": span.is_recording()}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+
+    app = create_service_app(service="probe", title="p", version="0", description="",
+        settings=ServiceSettings(), lifespan=lifespan, routers=[router], health_checks={})
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+            parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            response = await client.get("/where", headers={"traceparent": parent})
+        layers = [m.cls.__name__ for m in app.user_middleware]
+        print("PROBE " + json.dumps({**response.json(), "outermost": layers[0]}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def _probe_service_app(exporter: str) -> dict[str, object]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVICE_APP_PROGRAM, exporter],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
+    result: dict[str, object] = json.loads(line.removeprefix("PROBE "))
+    return result
+
+
+def test_a_fastapi_service_that_records_nothing_continues_the_trace_without_instrumentation() -> (
+    None
+):
+    seen = _probe_service_app("none")
+    assert seen["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert seen["recording"] is False
+    assert seen["outermost"] == "TraceContextMiddleware"
+
+
+def test_a_fastapi_service_that_exports_gets_the_fastapi_instrumentation() -> None:
+    seen = _probe_service_app("console")
+    assert seen["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert seen["recording"] is True
+    assert seen["outermost"] != "TraceContextMiddleware"

@@ -163,6 +163,9 @@ def create_service_app(
         responses={
             "4XX": {"description": "A problem document (RFC 9457)", **PROBLEM_RESPONSE_SCHEMA},
         },
+        # Traces come from the kit's OpenTelemetry setup (emporium_kit.tracing) and
+        # metrics from Prometheus: FastAPI's own telemetry would be a second, unused set.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(
         app,

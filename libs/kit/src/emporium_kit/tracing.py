@@ -149,8 +149,16 @@ def tracer() -> trace.Tracer:
 
 
 def instrument_app(app: Any) -> None:
-    """Server spans for every request of a FastAPI app (continuing ``traceparent``)."""
+    """Server spans for every request of a FastAPI app (continuing ``traceparent``).
+
+    When this process records no spans, :class:`TraceContextMiddleware` (outermost)
+    takes the place of the FastAPI instrumentation, whose attribute collection and
+    route lookup per request would only feed spans that go nowhere.
+    """
     if tracing_disabled():
+        return
+    if not _records_spans:
+        app.add_middleware(TraceContextMiddleware)
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
