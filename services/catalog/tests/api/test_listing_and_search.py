@@ -81,6 +81,27 @@ async def test_search_tolerates_a_typo(catalog: Catalog, shop: dict[str, Any]) -
     assert shop["speaker"]["id"] in ids(await catalog.listing(q="speakr"))
 
 
+async def test_the_words_of_a_new_or_renamed_product_correct_typos_at_once(
+    catalog: Catalog, shop: dict[str, Any]
+) -> None:
+    lamp = await catalog.product(shop["books"]["id"], name="Zephyrion Reading Lamp")
+    assert ids(await catalog.listing(q="zephyrin")) == [lamp["id"]]
+
+    renamed = await catalog.http.patch(
+        f"/api/v1/products/{shop['novel']['id']}",
+        json={"name": "Quasimodo Chronicles"},
+        headers=catalog.headers,
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert ids(await catalog.listing(q="quasimdo chronicles")) == [shop["novel"]["id"]]
+    # Stock changes do not touch the vocabulary; the typo still finds the product.
+    stocked = await catalog.http.put(
+        f"/api/v1/products/{lamp['id']}/stock", json={"quantity": 7}, headers=catalog.headers
+    )
+    assert stocked.status_code == 200, stocked.text
+    assert ids(await catalog.listing(q="zephyrin lamp")) == [lamp["id"]]
+
+
 async def test_search_understands_web_search_syntax(catalog: Catalog, shop: dict[str, Any]) -> None:
     assert ids(await catalog.listing(q='headphones -"in-ear"')) == [shop["cans"]["id"]]
     assert set(ids(await catalog.listing(q="speaker or novel"))) == {

@@ -2,8 +2,9 @@
 for the planner to choose (20,000 live products, 1,000 deleted, analysed): ``EXPLAIN``
 names the expected index and never a sequential scan of ``products``.
 
-The statements are the repository's own (``listing_statement``, after
-``subtree_statement`` for a category), explained with their parameters bound as
+The statements are the repository's own (``SqlProductRepository.listing``: the
+listing's statement after the reads before it, a category's subtree and the
+alternatives of a search's unknown words), explained with their parameters bound as
 the service binds them, on connections that plan every execution with its values
 as the catalog's do (``plan_cache_mode=force_custom_plan``).
 """
@@ -20,12 +21,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from catalog.adapters.db.product_search import (
-    PRODUCT_BY_ID,
-    Statement,
-    listing_statement,
-    subtree_statement,
-)
+from catalog.adapters.db.product_search import ALTERNATIVES, PRODUCT_BY_ID, Statement
+from catalog.adapters.db.repositories import SqlProductRepository
 from catalog.domain.listing import Position, ProductQuery, Sort
 from emporium_testkit.isolation import migrate_fresh, worker_database_url
 
@@ -120,15 +117,11 @@ async def _rows(conn: AsyncConnection, statement: Statement) -> list[Any]:
 
 
 async def plan_of(engine: AsyncEngine, query: ProductQuery) -> str:
-    """The plan of the listing's statement, after its category's subtree is looked up."""
+    """The plan of the listing's statement, after the reads that come before it (its
+    category's subtree, its unknown words' alternatives), as the repository runs them."""
     async with engine.connect() as conn:
-        category_ids = None
-        if query.category is not None:
-            category_ids = [
-                row["id"] for row in await _rows(conn, subtree_statement(query.category))
-            ]
-            assert category_ids, f"no category {query.category!r}"
-        statement = listing_statement(query, category_ids)
+        statement = await SqlProductRepository(conn).listing(query)
+        assert statement is not None, f"no category {query.category!r}"
         explained = Statement("EXPLAIN " + statement.sql, statement.args)
         return "\n".join(row[0] for row in await _rows(conn, explained))
 
@@ -168,12 +161,12 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
     (
         "q, relevance",
         ProductQuery(text="zenith", sort=Sort.RELEVANCE, limit=21),
-        {"ix_products_search", "ix_products_name_trgm"},
+        {"ix_products_search"},
     ),
     (
         "q with a typo, relevance",
         ProductQuery(text="zenth", sort=Sort.RELEVANCE, limit=21),
-        {"ix_products_search", "ix_products_name_trgm"},
+        {"ix_products_search"},
     ),
     (
         "q, relevance, next page",
@@ -183,7 +176,7 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
             limit=21,
             after=Position(Sort.RELEVANCE, 0.5, AFTER_ID),
         ),
-        {"ix_products_search", "ix_products_name_trgm"},
+        {"ix_products_search"},
     ),
     (
         "long q (full text alone), relevance",
@@ -199,7 +192,7 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
         ProductQuery(text="zenith", sort=Sort.NEWEST, limit=21),
         # With a few hundred matches the planner walks the newest-first index and
         # filters; with fewer it reads both text indexes and sorts: both are indexed.
-        {"ix_products_search", "ix_products_name_trgm", "ix_products_created_at_id"},
+        {"ix_products_search", "ix_products_created_at_id"},
     ),
     (
         "category subtree",
@@ -259,7 +252,6 @@ SHAPES: list[tuple[str, ProductQuery, set[str]]] = [
         ),
         {
             "ix_products_search",
-            "ix_products_name_trgm",
             "ix_products_attributes",
             "ix_products_category_id_created_at_id",
         },
@@ -277,15 +269,56 @@ async def test_every_listing_shape_reads_an_index_not_the_table(
     assert any(index in plan for index in indexes), plan
 
 
-async def test_text_search_uses_both_the_full_text_and_the_trigram_index(
+async def test_a_typo_is_corrected_from_the_vocabulary_and_read_through_the_full_text_index(
     filled: AsyncEngine,
 ) -> None:
-    plan = await plan_of(
-        filled, ProductQuery(text="Vellium headphnes", sort=Sort.RELEVANCE, limit=21)
-    )
+    query = ProductQuery(text="Vellium headphnes", sort=Sort.RELEVANCE, limit=21)
+    async with filled.connect() as conn:
+        statement = await SqlProductRepository(conn).listing(query)
+    assert statement is not None
+    # The fill's brand is "Velium": both words are typos.
+    assert statement.args[0] == "(vellium | velium) & (headphnes | headphones)", statement.args
+
+    plan = await plan_of(filled, query)
 
     assert "ix_products_search" in plan, plan
-    assert "ix_products_name_trgm" in plan, plan
+    assert "Seq Scan on products" not in plan, plan
+
+
+async def test_the_vocabulary_is_read_through_its_indexes_never_scanned(
+    filled: AsyncEngine,
+) -> None:
+    async with filled.connect() as conn:
+        # As many words as a shop of a few thousand products uses (the fill has few):
+        # here the planner would scan the table, computing each word's similarity.
+        await conn.execute(
+            sa.text(
+                "INSERT INTO search_words (word) SELECT 'w' || md5(n::text) "
+                "FROM generate_series(1, 20000) AS n ON CONFLICT DO NOTHING"
+            )
+        )
+        await conn.execute(sa.text("ANALYZE search_words"))
+        await conn.commit()
+
+        found = await _rows(conn, Statement(ALTERNATIVES, (["headphnes", "telescpe", "lamp"],)))
+        # This transaction's own counts of the reads of search_words, so far.
+        scans = await _rows(
+            conn,
+            Statement(
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+                "WHERE relname = 'search_words'",
+                (),
+            ),
+        )
+        await conn.rollback()
+
+    assert {(row["word"], row["alternative"]) for row in found} >= {
+        ("headphnes", "headphones"),
+        ("telescpe", "telescope"),
+    }
+    assert all(row["word"] != "lamp" for row in found)  # a known word has none
+    assert scans[0]["seq_scan"] == 0, scans
+    assert scans[0]["idx_scan"] > 0, scans
 
 
 async def test_the_sorted_listings_need_no_sort_step(filled: AsyncEngine) -> None:
@@ -308,7 +341,7 @@ async def test_a_long_query_is_matched_by_the_full_text_index_alone(filled: Asyn
     plan = await plan_of(filled, ProductQuery(text=long_text, sort=Sort.RELEVANCE, limit=21))
 
     assert "ix_products_search" in plan, plan
-    assert "ix_products_name_trgm" not in plan, plan
+    assert "to_tsquery('english'::regconfig" not in plan.replace("websearch_to_tsquery", ""), plan
 
 
 async def test_a_product_by_id_reads_the_primary_key(filled: AsyncEngine) -> None:

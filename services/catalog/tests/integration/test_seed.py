@@ -81,7 +81,7 @@ async def test_seed_loads_the_tree_and_products_and_a_second_run_changes_nothing
     first = await seed(seed_database_url, "--products", str(PRODUCTS), "--rebuild-threshold", "500")
 
     assert f"seeded {PRODUCTS:,} products (0 were present)" in first
-    assert "7 indexes rebuilt" in first
+    assert "6 indexes rebuilt" in first
     assert await index_definitions(db) == indexes_before
     assert await db.fetchval("SELECT count(*) FROM categories") == CATEGORIES
     assert await db.fetchval("SELECT count(*) FROM products") == PRODUCTS
@@ -174,14 +174,17 @@ async def test_seeded_products_vary_and_are_searchable_with_a_typo(
         "SELECT count(*) FROM products "
         "WHERE search @@ websearch_to_tsquery('english'::regconfig, 'headphones')"
     )
-    typo = await db.fetchval(
-        "SELECT count(*) FROM products WHERE 'headphnes' <% name AND name ILIKE '%headphones%'"
+    # The seed's COPY fills the vocabulary too (migration 0004's trigger): the typo's
+    # alternative is a word of the seeded names, and it finds the same products.
+    alternatives = await db.fetch(
+        "SELECT alternative FROM search_word_alternatives(ARRAY['headphnes'])"
     )
-    assert full_text > 0
-    assert typo == await db.fetchval(
-        "SELECT count(*) FROM products WHERE name ILIKE '%headphones%'"
+    assert "headphones" in [row["alternative"] for row in alternatives]
+    corrected = await db.fetchval(
+        "SELECT count(*) FROM products "
+        "WHERE search @@ to_tsquery('english'::regconfig, 'headphnes | headphones')"
     )
-    assert typo > 0
+    assert corrected == full_text
 
 
 async def test_a_larger_seed_adds_only_the_missing_products_and_keeps_the_others(

@@ -12,8 +12,10 @@ import pytest
 from catalog.adapters.db.product_search import (
     SUBTREE_BY_ID_OR_SLUG,
     SUBTREE_BY_SLUG,
+    corrected_text,
     listing_statement,
     subtree_statement,
+    words_to_correct,
 )
 from catalog.domain.listing import Position, ProductQuery, Sort
 
@@ -46,15 +48,42 @@ def test_request_values_are_parameters_never_sql_text() -> None:
     assert placeholders == set(range(1, len(statement.args) + 1))
 
 
-def test_typo_tolerance_only_for_text_of_3_to_40_characters() -> None:
-    def has_trigram_match(text: str) -> bool:
-        statement = listing_statement(ProductQuery(text=text, sort=Sort.RELEVANCE), None)
-        return "<% name" in statement.sql
+def test_only_plain_words_are_typo_corrected() -> None:
+    assert words_to_correct("Vellium headphnes") == ("vellium", "headphnes")
+    assert words_to_correct("  écouteurs  ") == ("écouteurs",)
+    # websearch syntax keeps its meaning: phrases, exclusions, "or"
+    assert words_to_correct('"noise cancelling"') is None
+    assert words_to_correct("headphones -wired") is None
+    assert words_to_correct("headphones or speakers") is None
+    # digits, punctuation, and too many words are searched as written
+    assert words_to_correct("x200 headphones") is None
+    assert words_to_correct("head-phones") is None
+    assert words_to_correct(" ".join(["word"] * 9)) is None
+    assert words_to_correct("   ") is None
 
-    assert not has_trigram_match("ab")
-    assert has_trigram_match("abc")
-    assert has_trigram_match("a" * 40)
-    assert not has_trigram_match("a" * 41)
+
+def test_the_corrected_text_keeps_every_word_and_or_s_in_its_alternatives() -> None:
+    words = ("vellium", "headphnes")
+
+    assert corrected_text(words, {}) is None
+    assert corrected_text(words, {"vellium": ()}) is None
+    assert (
+        corrected_text(words, {"headphnes": ("headphones", "headphone")})
+        == "vellium & (headphnes | headphones | headphone)"
+    )
+
+
+def test_corrected_text_is_a_parameter_of_to_tsquery() -> None:
+    query = ProductQuery(text="headphnes", sort=Sort.RELEVANCE)
+
+    as_written = listing_statement(query, None)
+    corrected = listing_statement(query, None, "(headphnes | headphones)")
+
+    assert "websearch_to_tsquery('english'::regconfig, $1::text)" in as_written.sql
+    assert "to_tsquery('english'::regconfig, $1::text)" in corrected.sql
+    assert "websearch_to_tsquery" not in corrected.sql
+    assert corrected.args[0] == "(headphnes | headphones)"
+    assert "headphones" not in corrected.sql
 
 
 def test_one_category_is_an_equality_and_a_subtree_an_array() -> None:

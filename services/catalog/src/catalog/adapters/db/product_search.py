@@ -12,12 +12,16 @@ write path keeps SQLAlchemy Core). Every shape reads only live rows
 migrations 0001 and 0003 (``tests/integration/test_listing_plans.py`` checks
 each shape's plan on 20,000 rows):
 
-* text (``q``): ``search @@ websearch_to_tsquery('english', q) OR q <% name``, a
-  BitmapOr of ``ix_products_search`` (GIN, full text) and
-  ``ix_products_name_trgm`` (GIN, trigrams: "headphnes" still finds
-  "Headphones", word similarity at pg_trgm's threshold; for text of 3 to 40
-  characters, see ``TYPO_TOLERANT_LENGTHS``, else the full text alone), ranked by
-  ``ts_rank(search, query) + word_similarity(q, name)``;
+* text (``q``): ``search @@ websearch_to_tsquery('english', q)`` on
+  ``ix_products_search`` (GIN, full text), ranked by ``ts_rank``. Typo
+  tolerance: when ``q`` is plain words (:func:`words_to_correct`), each word the
+  catalogue does not know is first looked up in ``search_words``, the vocabulary
+  of the products (``ALTERNATIVES``: trigram similarity on its own GIN index),
+  and the text searched becomes ``to_tsquery`` of every word OR-ed with
+  the known words it is close to ("headphnes" is ``headphnes | headphones``);
+  the products are still read through the full-text index alone. (Matching
+  trigrams against every product's name instead cost three quarters of a search,
+  ADR 0015 amendment 2);
 * ``category``: the ids of the category and its subtree are looked up first
   (``subtree_statement``, one indexed read of ``categories``) and the listing
   filters ``category_id = ANY($ids)``. Given the ids as a value, the planner
@@ -44,7 +48,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -59,11 +63,42 @@ _MAX_SAFE_INTEGER = 2**53
 PRODUCT_COLUMNS = tuple(column for column in products.c if column.name != "search")
 """The product's columns (all but the search vector), for SQLAlchemy statements."""
 
-TYPO_TOLERANT_LENGTHS = range(3, 41)
-"""Text of these lengths is also matched by trigram word similarity. Shorter text has
-too few trigrams to tell a typo from another word (and would match most names);
-longer text is a phrase whose trigram search reads hundreds of posting lists, and its
-words are matched by the full-text search already."""
+MAX_CORRECTED_WORDS: Final = 8
+"""Text of at most this many words is typo-corrected; longer text is a phrase, whose
+words the full-text search matches as they are."""
+
+ALTERNATIVES: Final = "SELECT word, alternative FROM search_word_alternatives($1::text[])"
+"""For each word of ``$1`` the catalogue does not know, the known words closest to it
+(at most 3, of trigram similarity at least 0.45, through ``ix_search_words_trgm``;
+migration 0004 defines the function); none for a known word."""
+
+
+def words_to_correct(text: str) -> tuple[str, ...] | None:
+    """The lowercased words of ``text`` when it is plain words: letters only, at most
+    :data:`MAX_CORRECTED_WORDS`, and no ``or`` (so no quotes, ``-``, ``or``, digits or
+    punctuation whose meaning ``websearch_to_tsquery`` must keep); else None, and
+    the text is searched as written."""
+    words = text.split()
+    if not 1 <= len(words) <= MAX_CORRECTED_WORDS:
+        return None
+    if not all(word.isalpha() for word in words):
+        return None
+    lowered = tuple(word.lower() for word in words)
+    return None if "or" in lowered else lowered
+
+
+def corrected_text(words: Sequence[str], alternatives: Mapping[str, Sequence[str]]) -> str | None:
+    """``to_tsquery`` text of ``words`` (all of them), each OR-ed with its
+    ``alternatives``; None when no word has any (then ``q`` is searched as written).
+    Words are letters only, so none can spell an operator of ``to_tsquery``."""
+    if not any(alternatives.get(word) for word in words):
+        return None
+    terms = []
+    for word in words:
+        choices = alternatives.get(word, ())
+        terms.append(f"({' | '.join((word, *choices))})" if choices else word)
+    return " & ".join(terms)
+
 
 # The columns a product read returns, in product_of's order; attributes as JSON text,
 # decoded by orjson (the driver's codec would use the stdlib's json).
@@ -140,24 +175,26 @@ _KEYS: Final = {
 }
 
 
-def listing_statement(query: ProductQuery, category_ids: Sequence[uuid.UUID] | None) -> Statement:
+def listing_statement(
+    query: ProductQuery, category_ids: Sequence[uuid.UUID] | None, corrected: str | None = None
+) -> Statement:
     """The listing's one statement: ``query.limit`` rows (ask for one more to see if
     another page follows), with a ``score`` column (NULL without text).
 
     ``category_ids`` are the ids of ``query.category``'s subtree
-    (:func:`subtree_statement`), or None without a category filter.
+    (:func:`subtree_statement`), or None without a category filter; ``corrected`` is
+    the typo-corrected text of ``query.text`` (:func:`corrected_text`), if any.
     """
     param = _Parameters()
     conditions = ["deleted_at IS NULL"]
     score = "NULL::double precision"
     if query.text:
-        q = param(query.text, "text")
-        tsquery = _TSQUERY.format(q=q)
-        if len(query.text) in TYPO_TOLERANT_LENGTHS:
-            conditions.append(f"(search @@ {tsquery} OR {q} <% name)")
+        if corrected is not None:
+            tsquery = f"to_tsquery('{SEARCH_CONFIG}'::regconfig, {param(corrected, 'text')})"
         else:
-            conditions.append(f"search @@ {tsquery}")
-        score = f"CAST(ts_rank(search, {tsquery}) + word_similarity({q}, name) AS double precision)"
+            tsquery = _TSQUERY.format(q=param(query.text, "text"))
+        conditions.append(f"search @@ {tsquery}")
+        score = f"CAST(ts_rank(search, {tsquery}) AS double precision)"
     if category_ids is not None:
         if len(category_ids) == 1:
             conditions.append(f"category_id = {param(category_ids[0], 'uuid')}")

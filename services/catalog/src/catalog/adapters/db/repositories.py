@@ -13,22 +13,26 @@ SQLAlchemy statement, compilation or result objects on the request path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
+from cachetools import TTLCache
 from opentelemetry import trace
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from catalog.adapters.db.product_search import (
+    ALTERNATIVES,
     PRODUCT_BY_ID,
     PRODUCT_COLUMNS,
     Statement,
+    corrected_text,
     listing_statement,
     subtree_statement,
+    words_to_correct,
 )
 from catalog.adapters.db.tables import categories, products
 from catalog.domain.categories import Category
@@ -192,9 +196,33 @@ class SqlCategoryRepository:
         return exc
 
 
+class WordAlternatives:
+    """The known words that stand in for a search's unknown words, as the vocabulary
+    (``search_words``) last gave them: kept a minute, for the 10,000 words last asked.
+
+    A search of words already looked up then costs no round trip before the listing.
+    Being a minute late is harmless: the corrected text always keeps the word itself,
+    so a word that became known is still matched, only OR-ed with its look-alikes
+    until its entry expires.
+    """
+
+    def __init__(self, *, size: int = 10_000, seconds: float = 60.0) -> None:
+        self._known: TTLCache[str, tuple[str, ...]] = TTLCache(maxsize=size, ttl=seconds)
+
+    def missing(self, words: Iterable[str]) -> list[str]:
+        return sorted({word for word in words if word not in self._known})
+
+    def remember(self, word: str, alternatives: Sequence[str]) -> None:
+        self._known[word] = tuple(alternatives)
+
+    def of(self, word: str) -> tuple[str, ...]:
+        return self._known.get(word, ())
+
+
 class SqlProductRepository:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, alternatives: WordAlternatives | None = None) -> None:
         self._x = executor
+        self._alternatives = alternatives if alternatives is not None else WordAlternatives()
 
     async def add(self, product: NewProduct, *, product_id: UUID) -> Product:
         try:
@@ -281,15 +309,40 @@ class SqlProductRepository:
         return product_of(row) if row is not None else None
 
     async def page(self, query: ProductQuery) -> list[tuple[Product, float | None]]:
+        statement = await self.listing(query)
+        if statement is None:
+            return []  # no such category: nothing is in it
+        rows = await self._fetch(statement)
+        return [(product_of_read(row), row["score"]) for row in rows]
+
+    async def listing(self, query: ProductQuery) -> Statement | None:
+        """The listing's statement for ``query``, after the reads it needs first: the
+        ids of its category's subtree, the alternatives of its unknown words. None when
+        the category does not exist."""
         category_ids: list[UUID] | None = None
         if query.category is not None:
             category_ids = [
                 row["id"] for row in await self._fetch(subtree_statement(query.category))
             ]
             if not category_ids:
-                return []  # no such category: nothing is in it
-        rows = await self._fetch(listing_statement(query, category_ids))
-        return [(product_of_read(row), row["score"]) for row in rows]
+                return None
+        corrected = await self._corrected(query.text) if query.text else None
+        return listing_statement(query, category_ids, corrected)
+
+    async def _corrected(self, text: str) -> str | None:
+        """The typo-corrected search text of ``text``, if a word of it is unknown and
+        close to known words (``product_search.ALTERNATIVES``)."""
+        words = words_to_correct(text)
+        if words is None:
+            return None
+        missing = self._alternatives.missing(words)
+        if missing:
+            found: dict[str, list[str]] = {word: [] for word in missing}
+            for row in await self._fetch(Statement(ALTERNATIVES, (missing,))):
+                found[row["word"]].append(row["alternative"])
+            for word, alternatives in found.items():
+                self._alternatives.remember(word, alternatives)
+        return corrected_text(words, {word: self._alternatives.of(word) for word in words})
 
     async def _fetch(self, statement: Statement) -> list[Any]:
         """``statement``'s rows (asyncpg records) from the executor's own connection, so a

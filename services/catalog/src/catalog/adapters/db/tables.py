@@ -10,6 +10,8 @@ The schema every part of the service relies on (migration 0001; ADR 0014):
   a generated ``search`` tsvector (name weight A, description weight B), and
   soft deletion (``deleted_at``). Every listing index is partial on
   ``deleted_at IS NULL``: deleted rows cost the listings nothing.
+* ``search_words``: the vocabulary of the products, for typo tolerance
+  (migration 0004).
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ products = sa.Table(
 _LIVE = products.c.deleted_at.is_(None)
 # A SKU names one live product; a deleted product's SKU may be reused (ADR 0014).
 sa.Index("uq_products_sku_live", products.c.sku, unique=True, postgresql_where=_LIVE)
-# Full-text search, typo-tolerant name search, attribute containment. Without GIN's
+# Full-text search and attribute containment. Without GIN's
 # pending list (fastupdate off): an insert updates the index at once, so the planner
 # never sees a backlog of unmerged entries, costs these indexes high and scans the
 # table instead until a vacuum (a catalogue is read far more than it is written).
@@ -106,14 +108,6 @@ sa.Index(
     "ix_products_search",
     products.c.search,
     postgresql_using="gin",
-    postgresql_where=_LIVE,
-    postgresql_with=_GIN,
-)
-sa.Index(
-    "ix_products_name_trgm",
-    products.c.name,
-    postgresql_using="gin",
-    postgresql_ops={"name": "gin_trgm_ops"},
     postgresql_where=_LIVE,
     postgresql_with=_GIN,
 )
@@ -143,6 +137,21 @@ sa.Index(
     products.c.created_at.desc(),
     products.c.id.desc(),
     postgresql_where=_LIVE,
+)
+
+# The words products use (lowercased ``simple`` tokens of 3 to 40 letters), kept by
+# the triggers of migration 0004: a query's unknown word is looked up here by trigram
+# similarity and replaced by the known words it is close to (typo tolerance).
+search_words = sa.Table(
+    "search_words",
+    metadata,
+    sa.Column("word", sa.Text, primary_key=True),
+)
+sa.Index(
+    "ix_search_words_trgm",
+    search_words.c.word,
+    postgresql_using="gin",
+    postgresql_ops={"word": "gin_trgm_ops"},
 )
 
 outbox = define_outbox_table(metadata)

@@ -11,6 +11,7 @@ from catalog.adapters.db.repositories import (
     SqlCategoryRepository,
     SqlProductReads,
     SqlProductRepository,
+    WordAlternatives,
 )
 from catalog.adapters.db.tables import outbox
 from catalog.use_cases.ports import CategoryRepository, ProductRepository
@@ -96,13 +97,14 @@ class SqlReadOnlyUnitOfWork(_Repositories):
     """Reads on an autocommit connection, without a session: no BEGIN or ROLLBACK around
     the statement, so a read on a hot path (listing, product by id) is one round trip."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, alternatives: WordAlternatives) -> None:
         self._engine = engine
+        self._alternatives = alternatives
 
     async def __aenter__(self) -> Self:
         self._connection: AsyncConnection = await self._engine.connect()
         self._open_repositories(self._connection)
-        self.products = SqlProductReads(self._connection)
+        self.products = SqlProductReads(self._connection, self._alternatives)
         return self
 
     async def __aexit__(
@@ -124,6 +126,8 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = create_session_factory(engine)
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # One per process: the reads of every request share the looked-up words.
+        self._alternatives = WordAlternatives()
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -132,5 +136,5 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork | SqlReadOnlyUnitOfWork:
         if read_only:
-            return SqlReadOnlyUnitOfWork(self._autocommit)
+            return SqlReadOnlyUnitOfWork(self._autocommit, self._alternatives)
         return SqlUnitOfWork(self._sessions)
