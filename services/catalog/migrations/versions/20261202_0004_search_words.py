@@ -44,9 +44,10 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The words of the products in {rows} (a FROM item with name and description as p).
 _WORDS_OF = """
     SELECT DISTINCT word
-    FROM {rows} AS p,
+    FROM {rows},
          unnest(tsvector_to_array(to_tsvector('simple', p.name || ' ' || p.description))) AS word
     WHERE word ~ '^[[:alpha:]]{{3,40}}$'
     ORDER BY word
@@ -72,23 +73,19 @@ def upgrade() -> None:
         CREATE FUNCTION remember_inserted_product_words() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO search_words (word) {_WORDS_OF.format(rows="inserted")}
+            INSERT INTO search_words (word) {_WORDS_OF.format(rows="inserted AS p")}
             ON CONFLICT DO NOTHING;
             RETURN NULL;
         END $$
         """
     )
+    updated = "(SELECT NEW.name, NEW.description) AS p (name, description)"
     op.execute(
-        """
+        f"""
         CREATE FUNCTION remember_updated_product_words() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO search_words (word)
-            SELECT DISTINCT word
-            FROM unnest(tsvector_to_array(
-                     to_tsvector('simple', NEW.name || ' ' || NEW.description))) AS word
-            WHERE word ~ '^[[:alpha:]]{3,40}$'
-            ORDER BY word
+            INSERT INTO search_words (word) {_WORDS_OF.format(rows=updated)}
             ON CONFLICT DO NOTHING;
             RETURN NULL;
         END $$
@@ -134,7 +131,7 @@ def upgrade() -> None:
     )
     # The words of the products already there.
     op.execute(
-        f"INSERT INTO search_words (word) {_WORDS_OF.format(rows='products')} "
+        f"INSERT INTO search_words (word) {_WORDS_OF.format(rows='products AS p')} "
         "ON CONFLICT DO NOTHING"
     )
     op.execute("ANALYZE search_words")
