@@ -51,8 +51,9 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
 __all__ = [
     "SpanKind",
@@ -82,6 +83,11 @@ def tracing_disabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
+_propagates_untraced = False
+"""True once :func:`configure_tracing` installed a provider that samples nothing:
+requests then carry the context without a client span (:func:`untraced_client_headers`)."""
+
+
 def configure_tracing(
     service: str,
     *,
@@ -94,13 +100,15 @@ def configure_tracing(
     ``span_exporter`` (tests: an in-memory exporter) is added with a
     synchronous processor, so a finished span is visible at once.
     """
-    global _records_spans
+    global _records_spans, _propagates_untraced
     if tracing_disabled():
+        _propagates_untraced = False
         return None
     chosen = exporter or _exporter_from_environment()
     exporting = chosen != "none" or span_exporter is not None
     sampler = _sampler(exporting=exporting)
     _records_spans = sampler is not ALWAYS_OFF
+    _propagates_untraced = not _records_spans
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}), sampler=sampler)
     if chosen == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -191,14 +199,15 @@ class TraceContextMiddleware:
 
     For a process that samples nothing: the span still has its own valid ids
     (so log lines and forwarded ``traceparent`` headers join the caller's
-    trace), and the SDK builds it without attributes, events or timing.
+    trace). It is the span the SDK's tracer makes under its ``ALWAYS_OFF``
+    sampler (the caller's trace id and trace state, a new span id, flags
+    ``00``), built here directly: going through the tracer, its sampler and
+    its context manager cost 4-5 % of a cached page at the gateway.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        # A proxy until a provider is installed, then that provider's tracer;
-        # fetched once: ``get_tracer`` builds a new tracer object per call.
-        self._tracer = tracer()
+        self._ids = RandomIdGenerator()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -210,10 +219,21 @@ class TraceContextMiddleware:
             if name in _TRACE_HEADERS
         }
         parent = propagate.extract(carrier) if carrier else None
-        with self._tracer.start_as_current_span(
-            scope["method"], context=parent, kind=SpanKind.SERVER
-        ):
+        caller = trace.get_current_span(parent).get_span_context()
+        span = NonRecordingSpan(
+            SpanContext(
+                caller.trace_id if caller.is_valid else self._ids.generate_trace_id(),
+                self._ids.generate_span_id(),
+                is_remote=False,
+                trace_flags=TraceFlags(TraceFlags.DEFAULT),
+                trace_state=caller.trace_state,
+            )
+        )
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
             await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
 
 
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
@@ -289,7 +309,7 @@ def untraced_client_headers() -> list[tuple[bytes, bytes]]:
     Empty when :func:`aiohttp_trace_configs` installs client spans (their
     instrumentation injects their own context) or tracing is disabled.
     """
-    if _records_spans or tracing_disabled():
+    if not _propagates_untraced:
         return []
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in current_trace_headers().items()]
 

@@ -23,6 +23,7 @@ never poison the page served to the next.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
@@ -250,8 +251,9 @@ class CachedPages:
         receive: Receive,
         send: Send,
         *,
-        headers: list[Header],
+        headers: Callable[[], list[Header]],
     ) -> None:
+        """``headers``: builds the upstream request's headers, called only on a miss."""
         suffix = cache_key_suffix("GET", scope["path"], scope["query_string"])
         if_none_match = Headers(scope=scope).get("if-none-match")
         lookup = await self._cache.lookup(suffix)
@@ -261,7 +263,7 @@ class CachedPages:
             return
         CACHE_LOOKUPS.labels("miss").inc()
         try:
-            response = await upstream.send("GET", request_target(scope), headers, None)
+            response = await upstream.send("GET", request_target(scope), headers(), None)
         except UpstreamFailure as failure:
             await send_failure(failure, scope, receive, send)
             return

@@ -107,11 +107,15 @@ class GatewayDispatcher:
             return
 
         upstream = self._upstreams[route.service]
-        cacheable = is_cacheable(route, method, caller)
-        forwarded = upstream_headers(
-            scope, caller.principal, client_ip=client_ip, cacheable=cacheable
-        )
-        if cacheable:
-            await self._pages.serve(upstream, scope, receive, send, headers=forwarded)
-        else:
-            await forward(upstream, scope, receive, send, headers=forwarded, body=body)
+        if is_cacheable(route, method, caller):
+            # The upstream's headers are built only on a miss (a hit asks no one).
+            await self._pages.serve(
+                upstream,
+                scope,
+                receive,
+                send,
+                headers=lambda: upstream_headers(scope, None, client_ip=client_ip, cacheable=True),
+            )
+            return
+        forwarded = upstream_headers(scope, caller.principal, client_ip=client_ip, cacheable=False)
+        await forward(upstream, scope, receive, send, headers=forwarded, body=body)

@@ -5,11 +5,14 @@
 * RATE_LIMIT_AUTH per client IP, in addition, on the credential routes.
 
 Moving windows: a client never gets twice its rate across a window boundary.
-On Redis, every limit of a request is decided by one call of one Lua script
-that the gateway owns (:data:`MOVING_WINDOW_LUA`): a sorted set of request
-times per key, trimmed to the window, counted, and added to when there is room;
-the script answers with the count and the oldest entry, which give the
-``RateLimit-*`` headers, in the same round trip. The rate strings are parsed
+On Redis, every limit of a request is decided by one Lua script that the
+gateway owns (:data:`MOVING_WINDOW_LUA`): a sorted set of request times per
+key, trimmed to the window, counted, and added to when there is room; the
+script answers with the count and the oldest entry, which give the
+``RateLimit-*`` headers, in the same round trip. The requests that reach the
+limiter in the same turn of the event loop share one call of the script
+(ADR 0018): each is still counted against Redis before it is answered, in the
+order it arrived, so the limits are as exact as one call per request. The rate strings are parsed
 by the ``limits`` library (its ``N/period`` notation is the contract's).
 
 With Redis down the gateway keeps serving and counts in process memory with
@@ -33,38 +36,55 @@ from limits.util import WindowStats
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from emporium_kit.batching import TickBatcher
 from emporium_kit.client_ip import rate_limit_key
 from emporium_kit.identity.tokens import Principal
 from gateway.metrics import RATE_LIMIT_REJECTIONS, REDIS_DEGRADED
 from gateway.redis_guard import RedisGuard
 
 MOVING_WINDOW_LUA = """
--- KEYS: one sorted set per limit, in the order they are checked.
--- ARGV: now (seconds, float), a member unique to this request, then for each
--- key its amount and its window in seconds.
--- Returns, for each key checked: {allowed (1/0), entries in the window
--- (after this request), oldest entry's time as a string}. Checking stops at
--- the first limit that refuses; the limits before it keep their entry.
+-- The limits of a batch of requests, in the order the requests arrived.
+-- KEYS: for each request, one sorted set per limit, in the order they are checked.
+-- ARGV: now (seconds, float), a prefix unique to this batch (a request's member
+-- in the sets is the prefix and its position), then for each request the
+-- number of its limits and, for each limit, its amount and window in seconds.
+-- Returns, for each request, for each limit checked: {allowed (1/0), entries
+-- in the window (after this request), oldest entry's time as a string}.
+-- A request's checking stops at the first limit that refuses; the limits
+-- before it keep their entry.
 local now = tonumber(ARGV[1])
-local member = ARGV[2]
+local batch = ARGV[2]
+local k, a = 1, 3
 local results = {}
-for i, key in ipairs(KEYS) do
-  local amount = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  local allowed = 0
-  if count < amount then
-    redis.call('ZADD', key, now, member)
-    count = count + 1
-    allowed = 1
+local r = 0
+while a <= #ARGV do
+  r = r + 1
+  local limits = tonumber(ARGV[a])
+  a = a + 1
+  local member = batch .. r
+  local checked = {}
+  for i = 1, limits do
+    local key = KEYS[k]
+    local amount = tonumber(ARGV[a])
+    local window = tonumber(ARGV[a + 1])
+    k, a = k + 1, a + 2
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local count = redis.call('ZCARD', key)
+    local allowed = 0
+    if count < amount then
+      redis.call('ZADD', key, now, member)
+      count = count + 1
+      allowed = 1
+    end
+    redis.call('EXPIRE', key, math.ceil(window))
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or ARGV[1]
+    checked[i] = {allowed, count, oldest}
+    if allowed == 0 then
+      k, a = k + limits - i, a + 2 * (limits - i)
+      break
+    end
   end
-  redis.call('EXPIRE', key, math.ceil(window))
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2] or ARGV[1]
-  results[i] = {allowed, count, oldest}
-  if allowed == 0 then
-    break
-  end
+  results[r] = checked
 end
 return results
 """
@@ -114,29 +134,46 @@ def _refused(state: LimitState) -> RateDecision:
 
 
 class RedisMovingWindow:
-    """Every limit of one request, decided by one call of :data:`MOVING_WINDOW_LUA`."""
+    """The limits of every request, decided by :data:`MOVING_WINDOW_LUA`: one script
+    call for all the requests of one event-loop turn (:class:`TickBatcher`, ADR 0018)."""
 
-    def __init__(self, redis: Redis, *, key_prefix: str) -> None:
+    def __init__(self, redis: Redis, *, key_prefix: str, max_batch: int = 128) -> None:
         # redis-py's Script sends EVALSHA and loads the script on NOSCRIPT itself.
         self._script = redis.register_script(MOVING_WINDOW_LUA)
         self._prefix = f"{key_prefix}limits:"
+        self._batcher: TickBatcher[list[Check], list[tuple[bool, WindowStats]]] = TickBatcher(
+            self._hit_batch, max_batch=max_batch
+        )
 
     def key(self, name: str, item: RateLimitItem, identity: str) -> str:
         return f"{self._prefix}{name}:{item.amount}/{item.get_expiry()}:{identity}"
 
     async def hit(self, checks: list[Check]) -> list[tuple[bool, WindowStats]]:
+        """Counts one request against ``checks``, in order, stopping at the first refusal."""
+        return await self._batcher(checks)
+
+    async def _hit_batch(self, requests: list[list[Check]]) -> list[list[tuple[bool, WindowStats]]]:
         now = time.time()
-        args: list[Any] = [repr(now), uuid.uuid4().hex]
-        for _, item, _ in checks:
-            args += [item.amount, item.get_expiry()]
-        rows: list[list[Any]] = await self._script(
-            keys=[self.key(name, item, identity) for name, item, identity in checks], args=args
-        )
-        decided = []
-        for (_, item, _), (allowed, count, oldest) in zip(checks, rows, strict=False):
-            reset_at = float(oldest) + item.get_expiry()
-            decided.append((bool(allowed), WindowStats(reset_at, max(0, item.amount - int(count)))))
-        return decided
+        keys: list[str] = []
+        args: list[Any] = [repr(now), f"{uuid.uuid4().hex}:"]
+        for checks in requests:
+            args.append(len(checks))
+            for name, item, identity in checks:
+                keys.append(self.key(name, item, identity))
+                args += [item.amount, item.get_expiry()]
+        answers: list[list[list[Any]]] = await self._script(keys=keys, args=args)
+        return [
+            [
+                (
+                    bool(allowed),
+                    WindowStats(
+                        float(oldest) + item.get_expiry(), max(0, item.amount - int(count))
+                    ),
+                )
+                for (_, item, _), (allowed, count, oldest) in zip(checks, rows, strict=False)
+            ]
+            for checks, rows in zip(requests, answers, strict=True)
+        ]
 
 
 class RateLimiter:

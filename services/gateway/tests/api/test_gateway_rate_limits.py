@@ -208,3 +208,51 @@ async def test_every_limit_of_a_request_is_one_script_call_matching_the_library(
     assert [allowed for allowed, _ in again] == [True, False]
     assert again[0][1].remaining == 8
     assert after_flush[0][0] is True
+
+
+async def test_the_requests_of_one_turn_share_one_script_call_and_are_counted_exactly(
+    gateway: Gateway,
+) -> None:
+    """Twelve requests at once against a limit of five: one EVALSHA, five allowed,
+    each told a different remaining count, and a refused second limit still stops
+    only its own request."""
+    import asyncio
+
+    from gateway_testkit import REDIS_URL
+    from limits import parse
+    from redis.asyncio import Redis
+
+    from gateway.ratelimit import RedisMovingWindow
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        window = RedisMovingWindow(redis, key_prefix=f"probe-{uuid.uuid4().hex}:")
+        calls = 0
+        script = window._script
+
+        async def counted(**kwargs: object) -> object:
+            nonlocal calls
+            calls += 1
+            return await script(**kwargs)
+
+        window._script = counted  # type: ignore[assignment]
+        five, name = parse("5/minute"), uuid.uuid4().hex
+        tight, loose = parse("1/minute"), parse("10/minute")
+        decided = await asyncio.gather(
+            *(window.hit([("burst", five, name)]) for _ in range(12)),
+            window.hit([("a", loose, name), ("b", tight, name)]),
+            window.hit([("a", loose, name), ("b", tight, name)]),
+            window.hit([("a", loose, name)]),
+        )
+    finally:
+        await redis.aclose()
+
+    burst = [checks[0] for checks in decided[:12]]
+    assert calls == 1
+    assert [allowed for allowed, _ in burst] == [True] * 5 + [False] * 7
+    assert [stats.remaining for stats in (s for _, s in burst[:5])] == [4, 3, 2, 1, 0]
+    first, second, third = decided[12:]
+    assert [allowed for allowed, _ in first] == [True, True]
+    assert [allowed for allowed, _ in second] == [True, False]
+    assert third[0][0] is True
+    assert third[0][1].remaining == 7

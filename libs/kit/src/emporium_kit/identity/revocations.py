@@ -7,7 +7,9 @@ Access tokens are stateless, so "stop working now" needs a shared list:
 * a role change or password reset bumps the user's token version; the key
   ``auth:token-version:<uid>`` holds the lowest version still accepted.
 
-Both checks are one ``MGET``. Redis keeps nothing on disk here, so the users
+Both checks are one ``MGET``, shared by every token checked in the same turn
+of the event loop (:class:`emporium_kit.batching.TickBatcher`, ADR 0018): two
+keys per token, one round trip for the turn. Redis keeps nothing on disk here, so the users
 service also checks its database on its own routes (defence in depth).
 """
 
@@ -17,6 +19,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
+from emporium_kit.batching import TickBatcher
 from emporium_kit.identity.tokens import Principal
 
 SESSION_PREFIX = "auth:revoked-session:"
@@ -28,6 +31,7 @@ class RevocationList:
         self._redis = redis
         # A revocation only needs to outlive the tokens it refuses.
         self._ttl = ttl_seconds
+        self._checks: TickBatcher[Principal, bool] = TickBatcher(self._are_revoked)
 
     async def revoke_session(self, session_id: UUID) -> None:
         await self._redis.set(f"{SESSION_PREFIX}{session_id}", b"1", ex=self._ttl)
@@ -44,9 +48,20 @@ class RevocationList:
         await self._redis.set(f"{VERSION_PREFIX}{user_id}", str(minimum).encode(), ex=self._ttl)
 
     async def is_revoked(self, principal: Principal) -> bool:
-        session_flag, minimum = await self._redis.mget(
-            f"{SESSION_PREFIX}{principal.session_id}", f"{VERSION_PREFIX}{principal.user_id}"
-        )
-        if session_flag is not None:
-            return True
-        return minimum is not None and principal.token_version < int(minimum)
+        return await self._checks(principal)
+
+    async def _are_revoked(self, principals: list[Principal]) -> list[bool]:
+        keys: list[str] = []
+        for principal in principals:
+            keys += (
+                f"{SESSION_PREFIX}{principal.session_id}",
+                f"{VERSION_PREFIX}{principal.user_id}",
+            )
+        values = await self._redis.mget(keys)
+        return [
+            session_flag is not None
+            or (minimum is not None and principal.token_version < int(minimum))
+            for principal, session_flag, minimum in zip(
+                principals, values[0::2], values[1::2], strict=True
+            )
+        ]
