@@ -39,7 +39,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bench.catalogue.cases import DEEP_POSITION, SHAPES, catalogue_environment
 from bench.catalogue.database import bench_products, prepare
-from catalog.adapters.db.product_search import Statement, listing_statement, subtree_statement
+from catalog.adapters.db.product_search import (
+    ALTERNATIVES,
+    Statement,
+    corrected_text,
+    listing_statement,
+    subtree_statement,
+    words_to_correct,
+)
 from catalog.adapters.db.tables import products
 from catalog.domain.listing import DEFAULT_PAGE_SIZE, Position, ProductQuery, Sort
 from catalog.settings import CatalogSettings
@@ -175,12 +182,20 @@ async def _fetch(conn: AsyncConnection, statement: Statement) -> list[Any]:
 
 
 async def listing_of(conn: AsyncConnection, query: ProductQuery) -> Statement:
-    """The listing statement of ``query``, its category's subtree looked up first."""
+    """The listing statement of ``query`` as the repository builds it: its category's
+    subtree and its unknown words' alternatives (the typo correction) looked up first."""
     category_ids = None
     if query.category is not None:
         subtree = await _fetch(conn, subtree_statement(query.category))
         category_ids = [row["id"] for row in subtree]
-    return listing_statement(query, category_ids)
+    corrected = None
+    words = words_to_correct(query.text) if query.text else None
+    if words is not None:
+        found: dict[str, list[str]] = {}
+        for row in await _fetch(conn, Statement(ALTERNATIVES, (list(words),))):
+            found.setdefault(row["word"], []).append(row["alternative"])
+        corrected = corrected_text(words, found)
+    return listing_statement(query, category_ids, corrected)
 
 
 def _block(title: str, lines: Sequence[str]) -> list[str]:
