@@ -81,7 +81,7 @@ class SearchShape:
 
 SHAPES = (
     SearchShape("q", "`q` search, ranked", {"q": "headphones"}),
-    SearchShape("typo", "typo search (trigram)", {"q": "headphnes"}),
+    SearchShape("typo", "typo search (word list, trigram lookup)", {"q": "headphnes"}),
     SearchShape(
         "filter",
         "category subtree + price range + attribute",

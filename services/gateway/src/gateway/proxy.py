@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import aiohttp
@@ -78,6 +79,10 @@ REQUEST_HEADERS_REPLACED = frozenset(
 RESPONSE_HEADERS_DROPPED = HOP_BY_HOP | {b"server", b"date"}
 # aiohttp adds these by default; the upstream gets the client's own or none.
 _NO_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+WHOLE_BODY_BYTES = 64 * 1024
+"""An upstream body of at most this declared length is relayed in one message: one
+send through the middleware instead of a chunk and an empty end, without holding
+more than this in memory for it."""
 _CONTROL_CONNECTIONS = 4
 _KEEPALIVE_SECONDS = 15.0
 _DNS_CACHE_SECONDS = 300
@@ -224,6 +229,7 @@ class Upstream:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._breakers = breakers
+        self._breaker: AbstractAsyncContextManager[object] | None = None
         self._breaker_reset = breaker_reset_seconds
         self._stop = stop_after_attempt(retry_attempts)
         self._wait = wait_exponential_jitter(
@@ -259,7 +265,10 @@ class Upstream:
         text_headers = [
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
         ]
-        breaker = await self._breakers.get_breaker(self.name)
+        # The factory (circuit_breakers: purgatory's in-memory storage, per process)
+        # keeps one context per name, changed in place: the breaker is fetched once
+        # rather than through its unit of work per request.
+        breaker = self._breaker or await self._fetch_breaker()
         try:
             async with breaker:
                 return await self._send_with_retries(
@@ -275,6 +284,10 @@ class Upstream:
                 detail=f"The {self.name} service is failing; calls to it are paused.",
                 retry_after=retry_after,
             ) from None
+
+    async def _fetch_breaker(self) -> AbstractAsyncContextManager[object]:
+        self._breaker = await self._breakers.get_breaker(self.name)
+        return self._breaker
 
     async def _send_with_retries(
         self,
@@ -338,15 +351,21 @@ class Upstream:
 async def relay_response(
     response: UpstreamResponse, send: Send, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    """Streams an upstream response to the client, as it arrives."""
+    """Streams an upstream response to the client, as it arrives; a small one whose
+    length is declared (most API answers) is read whole and sent in one message."""
     try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": [*response_headers(response.raw_headers), *extra_headers],
-            }
-        )
+        start = {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": [*response_headers(response.raw_headers), *extra_headers],
+        }
+        length = response.header(b"content-length")
+        if length is not None and length.isdigit() and int(length) <= WHOLE_BODY_BYTES:
+            body = await response.aread()
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        await send(start)
         async for chunk in response.aiter_raw():
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
