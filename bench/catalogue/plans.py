@@ -6,9 +6,9 @@
 
 The statements are the service's own: each shape is a
 :class:`catalog.domain.listing.ProductQuery` as the route builds it (one row more
-than the page, for ``next_cursor``) written by the catalogue's
-``listing_statement`` (after ``subtree_statement`` for a category, as the
-repository does), and executed the way the service executes it: SQL text on the
+than the page, for ``next_cursor``) written by the catalogue's repository
+(``SqlProductRepository.listing``: the category's subtree and the typo
+corrections looked up first), and executed the way the service executes it: SQL text on the
 asyncpg connection, prepared and cached per connection, with the catalog's
 ``plan_cache_mode`` (``CATALOG_DB_PLAN_CACHE_MODE``, by default
 ``force_custom_plan``; ``--plan-cache-mode auto`` shows PostgreSQL's default,
@@ -39,14 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bench.catalogue.cases import DEEP_POSITION, SHAPES, catalogue_environment
 from bench.catalogue.database import bench_products, prepare
-from catalog.adapters.db.product_search import (
-    ALTERNATIVES,
-    Statement,
-    corrected_text,
-    listing_statement,
-    subtree_statement,
-    words_to_correct,
-)
+from catalog.adapters.db.product_search import Statement
+from catalog.adapters.db.repositories import SqlProductRepository
 from catalog.adapters.db.tables import products
 from catalog.domain.listing import DEFAULT_PAGE_SIZE, Position, ProductQuery, Sort
 from catalog.settings import CatalogSettings
@@ -182,20 +176,13 @@ async def _fetch(conn: AsyncConnection, statement: Statement) -> list[Any]:
 
 
 async def listing_of(conn: AsyncConnection, query: ProductQuery) -> Statement:
-    """The listing statement of ``query`` as the repository builds it: its category's
-    subtree and its unknown words' alternatives (the typo correction) looked up first."""
-    category_ids = None
-    if query.category is not None:
-        subtree = await _fetch(conn, subtree_statement(query.category))
-        category_ids = [row["id"] for row in subtree]
-    corrected = None
-    words = words_to_correct(query.text) if query.text else None
-    if words is not None:
-        found: dict[str, list[str]] = {}
-        for row in await _fetch(conn, Statement(ALTERNATIVES, (list(words),))):
-            found.setdefault(row["word"], []).append(row["alternative"])
-        corrected = corrected_text(words, found)
-    return listing_statement(query, category_ids, corrected)
+    """The listing statement of ``query``, built by the catalogue's repository: its
+    category's subtree and its unknown words' alternatives (the typo correction)
+    looked up first, as a request does."""
+    statement = await SqlProductRepository(conn).listing(query)
+    if statement is None:
+        raise SystemExit(f"no category {query.category!r} in this database: is it seeded?")
+    return statement
 
 
 def _block(title: str, lines: Sequence[str]) -> list[str]:

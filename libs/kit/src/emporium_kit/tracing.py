@@ -83,11 +83,6 @@ def tracing_disabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
-_propagates_untraced = False
-"""True once :func:`configure_tracing` installed a provider that samples nothing:
-requests then carry the context without a client span (:func:`untraced_client_headers`)."""
-
-
 def configure_tracing(
     service: str,
     *,
@@ -100,15 +95,14 @@ def configure_tracing(
     ``span_exporter`` (tests: an in-memory exporter) is added with a
     synchronous processor, so a finished span is visible at once.
     """
-    global _records_spans, _propagates_untraced
+    global _records_spans
     if tracing_disabled():
-        _propagates_untraced = False
+        _records_spans = True  # no provider of ours: none that samples nothing
         return None
     chosen = exporter or _exporter_from_environment()
     exporting = chosen != "none" or span_exporter is not None
     sampler = _sampler(exporting=exporting)
     _records_spans = sampler is not ALWAYS_OFF
-    _propagates_untraced = not _records_spans
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}), sampler=sampler)
     if chosen == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -309,7 +303,7 @@ def untraced_client_headers() -> list[tuple[bytes, bytes]]:
     Empty when :func:`aiohttp_trace_configs` installs client spans (their
     instrumentation injects their own context) or tracing is disabled.
     """
-    if not _propagates_untraced:
+    if _records_spans:  # client spans inject their own, or no provider is installed
         return []
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in current_trace_headers().items()]
 

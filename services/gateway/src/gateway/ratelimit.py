@@ -137,12 +137,12 @@ class RedisMovingWindow:
     """The limits of every request, decided by :data:`MOVING_WINDOW_LUA`: one script
     call for all the requests of one event-loop turn (:class:`TickBatcher`, ADR 0018)."""
 
-    def __init__(self, redis: Redis, *, key_prefix: str, max_batch: int = 128) -> None:
+    def __init__(self, redis: Redis, *, key_prefix: str) -> None:
         # redis-py's Script sends EVALSHA and loads the script on NOSCRIPT itself.
         self._script = redis.register_script(MOVING_WINDOW_LUA)
         self._prefix = f"{key_prefix}limits:"
         self._batcher: TickBatcher[list[Check], list[tuple[bool, WindowStats]]] = TickBatcher(
-            self._hit_batch, max_batch=max_batch
+            self._hit_batch
         )
 
     def key(self, name: str, item: RateLimitItem, identity: str) -> str:
