@@ -12,12 +12,35 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import orjson
 import structlog
 
 from emporium_kit.tracing import add_trace_ids
+
+_second: int = -1
+_second_text = ""
+
+
+def add_timestamp(
+    _logger: Any, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """``timestamp``: UTC, ISO 8601 with microseconds (``2026-12-03T10:53:22.004120Z``).
+
+    What structlog's ``TimeStamper(fmt="iso", utc=True)`` writes (but always with
+    the fraction), at a fraction of its cost: every request writes a line, and
+    the date and time of day are formatted once per second, not per line.
+    """
+    global _second, _second_text
+    now = time.time()
+    second = int(now)
+    if second != _second:
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = second
+    event_dict["timestamp"] = f"{_second_text}.{int((now - second) * 1_000_000):06d}Z"
+    return event_dict
 
 
 def _orjson_bytes(obj: Any, default: Any = None) -> bytes:
@@ -34,7 +57,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
         structlog.contextvars.merge_contextvars,
         add_trace_ids,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_timestamp,
         _add_service(service),
     ]
     if json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import (
@@ -38,11 +39,39 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
+# Distinct (method, route template, status) series kept looked up in one process.
+_MAX_SERIES = 1024
+
 
 class MetricsMiddleware:
+    """Counts every request and times it, labelled by route template and status.
+
+    The labelled series are looked up once per (method, template, status) and
+    kept: ``labels()`` takes a lock and builds its key on every call, and a
+    process sees few distinct combinations (the templates are bounded, and so
+    are the methods a route accepts and the statuses it answers; an unmatched
+    path is "unmatched" whatever it is).
+    """
+
     def __init__(self, app: ASGIApp, *, service: str) -> None:
         self.app = app
         self.service = service
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _labelled(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        key = (method, template, status)
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= _MAX_SERIES:
+                # Methods come from clients: a flood of invented ones must not
+                # grow this dictionary without bound (Prometheus keeps them anyway).
+                self._series.clear()
+            series = (
+                HTTP_REQUESTS.labels(self.service, method, template, str(status)),
+                HTTP_LATENCY.labels(self.service, method, template),
+            )
+            self._series[key] = series
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,11 +91,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method, template).observe(
-                time.perf_counter() - started
-            )
+            requests, latency = self._labelled(scope["method"], template, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 def metrics_router(

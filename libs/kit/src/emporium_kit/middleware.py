@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 
 import structlog
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +32,45 @@ DOCS_CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+_DOCS_CSP_BYTES = DOCS_CSP.encode("latin-1")
+_API_CSP_BYTES = API_CSP.encode("latin-1")
+
+
+_SECURITY_HEADER_LINES: tuple[tuple[bytes, bytes], ...] = tuple(
+    (name.encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS
+)
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
+_CSP_NAME = b"content-security-policy"
+# Headers of the application's answer that the edge replaces (the request id) or
+# drops (``server`` says which software answered; nobody needs to know).
+_REPLACED = frozenset({_REQUEST_ID_NAME, b"server"})
+
+
+def _client_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID_NAME:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def edge_headers(
+    headers: Iterable[tuple[bytes, bytes]], request_id: bytes, csp: bytes
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers as the client gets them: ``server`` and any request id
+    the application set dropped, ours added, and each security header the
+    application did not set itself."""
+    kept = []
+    present = set()
+    for line in headers:
+        name = line[0].lower()
+        if name not in _REPLACED:
+            kept.append(line)
+            present.add(name)
+    kept.append((_REQUEST_ID_NAME, request_id))
+    kept.extend(line for line in _SECURITY_HEADER_LINES if line[0] not in present)
+    if _CSP_NAME not in present:
+        kept.append((_CSP_NAME, csp))
+    return kept
 
 
 class RequestContextMiddleware:
@@ -52,10 +91,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accept_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        request_id = accept_request_id(_client_request_id(scope))
+        request_id_bytes = request_id.encode("ascii")  # accept_request_id: ASCII only
         token = request_id_var.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        csp = DOCS_CSP if scope["path"] in self.docs_paths else API_CSP
+        csp = _DOCS_CSP_BYTES if scope["path"] in self.docs_paths else _API_CSP_BYTES
         started = time.perf_counter()
         status = 500
         responded = False
@@ -65,13 +105,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 responded = True
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                for name, value in SECURITY_HEADERS:
-                    headers.setdefault(name, value)
-                headers.setdefault("content-security-policy", csp)
-                if "server" in headers:
-                    del headers["server"]
+                message["headers"] = edge_headers(message.get("headers", ()), request_id_bytes, csp)
             await send(message)
 
         try:
@@ -152,6 +186,11 @@ class BodyGuardMiddleware:
                 code="unsupported-media-type",
                 detail="Request bodies must be application/json.",
             )(scope, receive, send)
+            return
+        if not has_body:
+            # No Content-Length (or zero) and no Transfer-Encoding: HTTP/1.1 gives the
+            # request no body, so there is nothing to count and nothing to cut off.
+            await self.app(scope, receive, send)
             return
 
         received = 0

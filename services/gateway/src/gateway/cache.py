@@ -31,11 +31,10 @@ import orjson
 from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from gateway.authentication import Authentication
-from gateway.forwarding import Header, request_target, send_failure
+from gateway.forwarding import Header, request_target, send_failure, with_rate_limit_headers
 from gateway.metrics import CACHE_INVALIDATIONS, CACHE_LOOKUPS, REDIS_DEGRADED
 from gateway.proxy import (
     Upstream,
@@ -55,6 +54,18 @@ STORED_HEADERS = frozenset(
 
 # The only Vary a stored response may carry: the gateway asks for identity.
 _VARY_ALLOWED = frozenset({b"accept-encoding"})
+
+
+_HITS_LOCAL = CACHE_LOOKUPS.labels("hit_local")
+_HITS = CACHE_LOOKUPS.labels("hit")
+_MISSES = CACHE_LOOKUPS.labels("miss")
+
+
+def _if_none_match(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            return str(value.decode("latin-1"))
+    return None
 
 
 def is_cacheable(route: Route, method: str, caller: Authentication) -> bool:
@@ -243,6 +254,7 @@ class CachedPages:
 
     def __init__(self, cache: ResponseCache) -> None:
         self._cache = cache
+        self._cache_control = f"public, max-age={cache.ttl_seconds}".encode()
 
     async def serve(
         self,
@@ -252,16 +264,23 @@ class CachedPages:
         send: Send,
         *,
         headers: Callable[[], list[Header]],
+        rate_limit_headers: list[Header],
     ) -> None:
-        """``headers``: builds the upstream request's headers, called only on a miss."""
+        """``headers``: builds the upstream request's headers, called only on a miss.
+        ``rate_limit_headers``: the gateway's ``RateLimit-*`` lines for this answer
+        (written into a hit's start line directly; a miss relays them as every
+        forwarded answer does, see :func:`~gateway.forwarding.with_rate_limit_headers`)."""
         suffix = cache_key_suffix("GET", scope["path"], scope["query_string"])
-        if_none_match = Headers(scope=scope).get("if-none-match")
+        if_none_match = _if_none_match(scope)
         lookup = await self._cache.lookup(suffix)
         if lookup.entry is not None:
-            CACHE_LOOKUPS.labels("hit_local" if lookup.local else "hit").inc()
-            await self._send_entry(lookup.entry, b"HIT", if_none_match, send)
+            (_HITS_LOCAL if lookup.local else _HITS).inc()
+            await self._send_entry(
+                lookup.entry, b"HIT", if_none_match, send, extra=rate_limit_headers
+            )
             return
-        CACHE_LOOKUPS.labels("miss").inc()
+        _MISSES.inc()
+        send = with_rate_limit_headers(send, rate_limit_headers)
         try:
             response = await upstream.send("GET", request_target(scope), headers(), None)
         except UpstreamFailure as failure:
@@ -290,12 +309,19 @@ class CachedPages:
         await self._send_entry(entry, b"MISS", if_none_match, send)
 
     async def _send_entry(
-        self, entry: CachedResponse, outcome: bytes, if_none_match: str | None, send: Send
+        self,
+        entry: CachedResponse,
+        outcome: bytes,
+        if_none_match: str | None,
+        send: Send,
+        *,
+        extra: list[Header] = [],  # noqa: B006 - read only
     ) -> None:
         common = [
             (b"etag", entry.etag.encode()),
-            (b"cache-control", f"public, max-age={self._cache.ttl_seconds}".encode()),
+            (b"cache-control", self._cache_control),
             (b"x-cache", outcome),
+            *extra,
         ]
         if etag_matches(if_none_match, entry.etag):
             await send({"type": "http.response.start", "status": 304, "headers": common})

@@ -94,16 +94,18 @@ class GatewayDispatcher:
         if caller.unknown_key and decision.allowed:
             # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
             caller = await self._authenticator.authenticate(authorization)
-        send = with_rate_limit_headers(send, decision.headers())
+        rate_limit_headers = decision.headers()
         refused = access.rate_limited(decision) or access.refusal(rule, caller)
         if refused is not None:
-            await refused(scope, receive, send)
+            await refused(scope, receive, with_rate_limit_headers(send, rate_limit_headers))
             return
 
         try:
             body = await read_forwarded_body(headers, receive)
         except MalformedBody as malformed:
-            await malformed.response()(scope, receive, send)
+            await malformed.response()(
+                scope, receive, with_rate_limit_headers(send, rate_limit_headers)
+            )
             return
 
         upstream = self._upstreams[route.service]
@@ -115,7 +117,15 @@ class GatewayDispatcher:
                 receive,
                 send,
                 headers=lambda: upstream_headers(scope, None, client_ip=client_ip, cacheable=True),
+                rate_limit_headers=rate_limit_headers,
             )
             return
         forwarded = upstream_headers(scope, caller.principal, client_ip=client_ip, cacheable=False)
-        await forward(upstream, scope, receive, send, headers=forwarded, body=body)
+        await forward(
+            upstream,
+            scope,
+            receive,
+            with_rate_limit_headers(send, rate_limit_headers),
+            headers=forwarded,
+            body=body,
+        )

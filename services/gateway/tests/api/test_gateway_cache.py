@@ -52,6 +52,7 @@ async def test_if_none_match_gives_304(gateway: Gateway) -> None:
     assert revalidated.status_code == 304
     assert revalidated.content == b""
     assert revalidated.headers["etag"] == etag
+    assert revalidated.headers["ratelimit-limit"] == first.headers["ratelimit-limit"]
     assert other.status_code == 200
 
 
