@@ -9,6 +9,13 @@ closes the connection, before the rest is read (ADR 0008). It takes its limit
 from uvicorn's ``h11_max_incomplete_event_size``, so one setting bounds both
 parsers.
 
+Its transport is a :class:`CoalescingTransport`: what one turn of the event loop
+writes to a connection leaves in one system call. uvicorn writes a response's
+head and its body separately (two ``send`` calls, two packets on the wire);
+on the machines this runs on a loopback write costs more than anything else a
+cached page does (docs/performance.md, session 7), and every ASGI app sends a
+small response's start and body in the same turn.
+
 Every ``python -m <service>`` calls :func:`serve`.
 """
 
@@ -19,6 +26,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -35,6 +43,92 @@ DEFAULT_MAX_HEADER_BYTES = 16_384
 # The request line is not part of the header block, but it is read before it and
 # is just as unbounded in httptools: this much of it is tolerated on top.
 REQUEST_LINE_ALLOWANCE_BYTES = 8_192
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A connection's transport whose writes of one event-loop turn go out together.
+
+    The first write of a turn is held and a flush is scheduled with
+    ``call_soon``; later writes of the same turn join it. ``close()`` flushes
+    first, ``abort()`` drops what is held. Everything else is the wrapped
+    transport's: flow control (``pause_writing`` reaches the protocol when the
+    held bytes are written), reading, extra info.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(bytes(data))
+        self._held_bytes += len(data)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def _flush(self) -> None:
+        if not self._held:
+            return
+        held = self._held
+        self._held = []
+        self._held_bytes = 0
+        if self._transport.is_closing():
+            return
+        self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = []
+        self._held_bytes = 0
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._held_bytes + self._transport.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
 
 
 class _HeadersTooLarge(Exception):
@@ -92,6 +186,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._began_in_this_read = False
         self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
