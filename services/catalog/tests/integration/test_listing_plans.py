@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -367,3 +368,33 @@ async def test_the_catalogs_connections_plan_every_execution_with_its_values(
 
     assert settings.db_plan_cache_mode == "force_custom_plan"
     assert mode == "force_custom_plan"
+
+
+@pytest.mark.parametrize("sort", [Sort.RELEVANCE, Sort.PRICE_ASC], ids=["relevance", "price"])
+async def test_a_text_search_reads_whole_rows_only_for_its_page(
+    filled: AsyncEngine, sort: Sort
+) -> None:
+    """Every match is ranked and sorted, but only the page's rows are formed whole:
+    the page's ids come first, then one primary-key read for each of them."""
+    query = ProductQuery(text="headphones", sort=sort, limit=21)
+    async with filled.connect() as conn:
+        statement = await SqlProductRepository(conn).listing(query)
+        assert statement is not None
+        explained = Statement(
+            "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) " + statement.sql, statement.args
+        )
+        [row] = await _rows(conn, explained)
+    explain = row[0] if isinstance(row[0], list) else orjson.loads(row[0])
+    root = explain[0]["Plan"]
+
+    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node, *(n for child in node.get("Plans", ()) for n in nodes(child))]
+
+    every = nodes(root)
+    matching = [n for n in every if n.get("Alias") == "products"]  # the statement's inner read
+    by_key = [n for n in every if n.get("Alias") == "p"]  # the page's rows
+    assert matching, every
+    assert not any("attributes" in c for n in matching for c in n["Output"]), matching
+    assert [n.get("Index Name") for n in by_key] == ["pk_products"], every
+    assert by_key[0]["Actual Loops"] <= 21
+    assert any("attributes" in column for column in root["Output"]), root["Output"]

@@ -39,7 +39,9 @@ each shape's plan on 20,000 rows):
 * the sorts as keyset scans: ``newest`` on ``ix_products_created_at_id``,
   ``price_asc``/``price_desc`` on ``ix_products_price_amount_id`` (backwards for
   desc), ``name`` on ``ix_products_name_id``; ``relevance`` sorts the matches by
-  score (a text search's matches are few). The page after a position is the
+  score. A text search finds its page's ids and keys first and reads only
+  those rows whole (a join on the primary key), since every match is sorted
+  before the page is known. The page after a position is the
   row-value comparison ``(key, id) > / < (last key, last id)``, so inserts never
   shift a page: every row that exists throughout a walk is seen exactly once.
 """
@@ -107,6 +109,9 @@ SELECTED: Final = (
     "attributes::text AS attributes, image_urls, on_hand, reserved, created_at, updated_at, "
     "deleted_at"
 )
+
+_SELECTED_AS_P: Final = ", ".join(f"p.{column.strip()}" for column in SELECTED.split(","))
+""":data:`SELECTED` read from ``products p`` (the page's rows, after a text search)."""
 
 PRODUCT_BY_ID: Final = f"SELECT {SELECTED} FROM products WHERE id = $1 AND deleted_at IS NULL"  # noqa: S608 - constants
 """A live product by id (``pk_products``)."""
@@ -223,10 +228,29 @@ def listing_statement(
         conditions.append(f"({key}, id) {'<' if descending else '>'} {last}")
     direction = "DESC" if descending else "ASC"
     order = "score" if sort is Sort.RELEVANCE else key
+    where = " AND ".join(conditions)
+    limit = param(query.limit, "integer")
     # Only this module's constant fragments are written into the text; every value
     # the request gives is a parameter.
+    if not query.text:
+        sql = (
+            f"SELECT {SELECTED}, {score} AS score FROM products WHERE {where} "  # noqa: S608
+            f"ORDER BY {order} {direction}, id {direction} LIMIT {limit}"
+        )
+        return Statement(sql, tuple(param.values))
+    # A text search sorts every match before it knows the page (a bitmap of the full
+    # text index, then a sort): the page's ids and sort keys are found first, and only
+    # its rows are read whole. Written as one statement, PostgreSQL forms each
+    # match's whole row (attributes as text, description, image urls) before the
+    # sort: half of a search's time at 1,000,000 products (docs/performance.md).
+    relevance = sort is Sort.RELEVANCE
+    page_order = "score" if relevance else "sort_key"
+    sort_key = "" if relevance else f", {key} AS sort_key"
     sql = (
-        f"SELECT {SELECTED}, {score} AS score FROM products WHERE {' AND '.join(conditions)} "  # noqa: S608
-        f"ORDER BY {order} {direction}, id {direction} LIMIT {param(query.limit, 'integer')}"
+        f"SELECT {_SELECTED_AS_P}, page.score FROM ("  # noqa: S608
+        f"SELECT id, {score} AS score{sort_key} FROM products WHERE {where} "
+        f"ORDER BY {order} {direction}, id {direction} LIMIT {limit}"
+        f") AS page JOIN products p ON p.id = page.id "
+        f"ORDER BY page.{page_order} {direction}, page.id {direction}"
     )
     return Statement(sql, tuple(param.values))
