@@ -211,12 +211,14 @@ def listing_statement(
         conditions.append(f"price_amount <= {param(query.max_price, 'bigint')}")
     if query.in_stock:
         conditions.append("on_hand > reserved")
+    filtered = len(conditions) > 1
+    in_table: list[str] = []  # conditions only the table's row can answer
     for name, raw in query.attributes:
         containments = [
-            f"attributes @> {param(orjson.dumps({name: value}).decode(), 'jsonb')}"
+            f"{{row}}attributes @> {param(orjson.dumps({name: value}).decode(), 'jsonb')}"
             for value in _attribute_values(raw)
         ]
-        conditions.append(f"({' OR '.join(containments)})")
+        in_table.append(f"({' OR '.join(containments)})")
 
     sort = query.sort if (query.text or query.sort is not Sort.RELEVANCE) else Sort.NEWEST
     if sort is Sort.RELEVANCE:
@@ -228,10 +230,25 @@ def listing_statement(
         conditions.append(f"({key}, id) {'<' if descending else '>'} {last}")
     direction = "DESC" if descending else "ASC"
     order = "score" if sort is Sort.RELEVANCE else key
-    where = " AND ".join(conditions)
     limit = param(query.limit, "integer")
     # Only this module's constant fragments are written into the text; every value
     # the request gives is a parameter.
+    if sort is Sort.NEWEST and not query.text and (filtered or in_table):
+        # A filtered listing newest first walks ix_products_created_at_id, which holds
+        # the category, price and stock (migration 0006): the walk filters in the index
+        # alone and only the products that pass are read from the table, to check their
+        # attributes and to be returned, in the walk's order, until the page is full.
+        page_where = " AND ".join(c.format(row="p.") for c in in_table) or "TRUE"
+        sql = (
+            f"SELECT {_SELECTED_AS_P}, NULL::double precision AS score FROM ("  # noqa: S608
+            f"SELECT id, created_at FROM products WHERE {' AND '.join(conditions)} "
+            f"ORDER BY created_at DESC, id DESC"
+            f") AS walk JOIN products p ON p.id = walk.id WHERE {page_where} "
+            f"ORDER BY walk.created_at DESC, walk.id DESC LIMIT {limit}"
+        )
+        return Statement(sql, tuple(param.values))
+    conditions += [c.format(row="") for c in in_table]
+    where = " AND ".join(conditions)
     if not query.text:
         sql = (
             f"SELECT {SELECTED}, {score} AS score FROM products WHERE {where} "  # noqa: S608

@@ -124,6 +124,8 @@ sa.Index(
     "ix_products_created_at_id",
     products.c.created_at.desc(),
     products.c.id.desc(),
+    # A filtered listing newest first checks these in the index alone (migration 0006).
+    postgresql_include=["category_id", "price_amount", "on_hand", "reserved"],
     postgresql_where=_LIVE,
 )
 sa.Index(
