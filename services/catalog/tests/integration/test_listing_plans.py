@@ -131,6 +131,24 @@ async def plan_of(engine: AsyncEngine, query: ProductQuery) -> str:
         return "\n".join(row[0] for row in await _rows(conn, explained))
 
 
+async def executed_plan_nodes(engine: AsyncEngine, query: ProductQuery) -> list[dict[str, Any]]:
+    """Every node of the listing statement's executed plan (``EXPLAIN (ANALYZE, VERBOSE)``),
+    the root first, as the repository writes the statement."""
+    async with engine.connect() as conn:
+        statement = await SqlProductRepository(conn).listing(query)
+        assert statement is not None
+        explained = Statement(
+            "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) " + statement.sql, statement.args
+        )
+        [row] = await _rows(conn, explained)
+    explain = row[0] if isinstance(row[0], list) else orjson.loads(row[0])
+
+    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node, *(n for child in node.get("Plans", ()) for n in nodes(child))]
+
+    return nodes(explain[0]["Plan"])
+
+
 MIDDLE = datetime.now(UTC) - timedelta(seconds=PRODUCTS // 2)
 AFTER_ID = uuid.UUID(int=0)
 
@@ -381,20 +399,8 @@ async def test_a_text_search_reads_whole_rows_only_for_its_page(
     """Every match is ranked and sorted, but only the page's rows are formed whole:
     the page's ids come first, then one primary-key read for each of them."""
     query = ProductQuery(text="headphones", sort=sort, limit=21)
-    async with filled.connect() as conn:
-        statement = await SqlProductRepository(conn).listing(query)
-        assert statement is not None
-        explained = Statement(
-            "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) " + statement.sql, statement.args
-        )
-        [row] = await _rows(conn, explained)
-    explain = row[0] if isinstance(row[0], list) else orjson.loads(row[0])
-    root = explain[0]["Plan"]
-
-    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
-        return [node, *(n for child in node.get("Plans", ()) for n in nodes(child))]
-
-    every = nodes(root)
+    every = await executed_plan_nodes(filled, query)
+    root = every[0]
     matching = [n for n in every if n.get("Alias") == "products"]  # the statement's inner read
     by_key = [n for n in every if n.get("Alias") == "p"]  # the page's rows
     assert matching, every
@@ -417,20 +423,7 @@ async def test_a_filtered_listing_newest_first_filters_in_the_index_and_reads_on
         attributes=(("colour", "navy"),),
         limit=21,
     )
-    async with filled.connect() as conn:
-        statement = await SqlProductRepository(conn).listing(query)
-        assert statement is not None
-        explained = Statement(
-            "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) " + statement.sql, statement.args
-        )
-        [row] = await _rows(conn, explained)
-    explain = row[0] if isinstance(row[0], list) else orjson.loads(row[0])
-    root = explain[0]["Plan"]
-
-    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
-        return [node, *(n for child in node.get("Plans", ()) for n in nodes(child))]
-
-    every = nodes(root)
+    every = await executed_plan_nodes(filled, query)
     walk = [n for n in every if n.get("Alias") == "products"]
     rows = [n for n in every if n.get("Alias") == "p"]
     assert [(n["Node Type"], n.get("Index Name")) for n in walk] == [
