@@ -19,6 +19,7 @@ time. Never a hang and never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -34,6 +35,7 @@ from purgatory.domain.model import OpenedState
 from starlette.types import Send
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -231,9 +233,16 @@ class Upstream:
         self._breakers = breakers
         self._breaker: AbstractAsyncContextManager[object] | None = None
         self._breaker_reset = breaker_reset_seconds
-        self._stop = stop_after_attempt(retry_attempts)
+        # The first attempt is made directly (see _send_with_retries); tenacity runs
+        # the retries: the attempts after it, with the waits those attempts have
+        # always had (the wait before attempt n + 1 is the strategy's n-th).
+        self._attempts = retry_attempts
+        self._stop_retries = stop_after_attempt(retry_attempts - 1)
         self._wait = wait_exponential_jitter(
             multiplier=retry_backoff_seconds, max=0.5, jitter=retry_backoff_seconds
+        )
+        self._wait_after_retry = wait_exponential_jitter(
+            multiplier=2 * retry_backoff_seconds, max=0.5, jitter=retry_backoff_seconds
         )
         self._retry_idempotent = retry_if_exception_type(_SAFE_TO_REPEAT)
         self._retry_unsent = retry_if_exception_type(_NEVER_SENT)
@@ -298,22 +307,48 @@ class Upstream:
         idempotent: bool,
     ) -> UpstreamResponse:
         session = self._session or self._open_session()
-        retrying = AsyncRetrying(
-            retry=self._retry_idempotent if idempotent else self._retry_unsent,
-            stop=self._stop,
-            wait=self._wait,
-            reraise=True,
-        )
         try:
+            try:
+                # Nearly every request is answered at its first attempt, made here
+                # directly: tenacity's state (5.8 % of a proxied request's samples
+                # when it was built for every request) is built only for a retry.
+                return await self._attempt(session, method, url, headers, body)
+            except _SAFE_TO_REPEAT as exc:
+                if self._attempts == 1 or not isinstance(
+                    exc, _SAFE_TO_REPEAT if idempotent else _NEVER_SENT
+                ):
+                    raise
+            retrying = AsyncRetrying(
+                retry=self._retry_idempotent if idempotent else self._retry_unsent,
+                stop=self._stop_retries,
+                wait=self._wait_after_retry,
+                before=self._back_off_after_first_attempt,
+                reraise=True,
+            )
             async for attempt in retrying:
                 with attempt:
-                    response = await session.request(
-                        method, url, headers=headers, data=body, allow_redirects=False
-                    )
-                    return UpstreamResponse(response)
+                    return await self._attempt(session, method, url, headers, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._failure(exc) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+    ) -> UpstreamResponse:
+        response = await session.request(
+            method, url, headers=headers, data=body, allow_redirects=False
+        )
+        return UpstreamResponse(response)
+
+    async def _back_off_after_first_attempt(self, retry_state: RetryCallState) -> None:
+        """Before the first retry, the wait the first (direct) attempt's failure earned."""
+        if retry_state.attempt_number == 1:
+            await asyncio.sleep(self._wait(retry_state))
 
     def _failure(self, exc: BaseException) -> UpstreamFailure:
         if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError):
