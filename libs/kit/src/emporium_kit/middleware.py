@@ -46,9 +46,11 @@ _CSP_NAME = b"content-security-policy"
 _REPLACED = frozenset({_REQUEST_ID_NAME, b"server"})
 
 
-def _client_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == _REQUEST_ID_NAME:
+def first_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of request header ``name`` (lowercase, as ASGI gives names),
+    read from the raw lines without building a ``Headers`` object."""
+    for line_name, value in scope["headers"]:
+        if line_name == name:
             return str(value.decode("latin-1"))
     return None
 
@@ -91,7 +93,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accept_request_id(_client_request_id(scope))
+        request_id = accept_request_id(first_header(scope, _REQUEST_ID_NAME))
         request_id_bytes = request_id.encode("ascii")  # accept_request_id: ASCII only
         token = request_id_var.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -23,7 +23,7 @@ never poison the page served to the next.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
+from emporium_kit.middleware import first_header
 from gateway.authentication import Authentication
 from gateway.forwarding import Header, request_target, send_failure, with_rate_limit_headers
 from gateway.metrics import CACHE_INVALIDATIONS, CACHE_LOOKUPS, REDIS_DEGRADED
@@ -59,13 +60,6 @@ _VARY_ALLOWED = frozenset({b"accept-encoding"})
 _HITS_LOCAL = CACHE_LOOKUPS.labels("hit_local")
 _HITS = CACHE_LOOKUPS.labels("hit")
 _MISSES = CACHE_LOOKUPS.labels("miss")
-
-
-def _if_none_match(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"if-none-match":
-            return str(value.decode("latin-1"))
-    return None
 
 
 def is_cacheable(route: Route, method: str, caller: Authentication) -> bool:
@@ -271,7 +265,7 @@ class CachedPages:
         (written into a hit's start line directly; a miss relays them as every
         forwarded answer does, see :func:`~gateway.forwarding.with_rate_limit_headers`)."""
         suffix = cache_key_suffix("GET", scope["path"], scope["query_string"])
-        if_none_match = _if_none_match(scope)
+        if_none_match = first_header(scope, b"if-none-match")
         lookup = await self._cache.lookup(suffix)
         if lookup.entry is not None:
             (_HITS_LOCAL if lookup.local else _HITS).inc()
@@ -315,7 +309,7 @@ class CachedPages:
         if_none_match: str | None,
         send: Send,
         *,
-        extra: list[Header] = [],  # noqa: B006 - read only
+        extra: Sequence[Header] = (),
     ) -> None:
         common = [
             (b"etag", entry.etag.encode()),

@@ -95,17 +95,17 @@ class GatewayDispatcher:
             # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
             caller = await self._authenticator.authenticate(authorization)
         rate_limit_headers = decision.headers()
+        # Every answer carries the RateLimit lines; a cache hit writes them itself.
+        limited_send = with_rate_limit_headers(send, rate_limit_headers)
         refused = access.rate_limited(decision) or access.refusal(rule, caller)
         if refused is not None:
-            await refused(scope, receive, with_rate_limit_headers(send, rate_limit_headers))
+            await refused(scope, receive, limited_send)
             return
 
         try:
             body = await read_forwarded_body(headers, receive)
         except MalformedBody as malformed:
-            await malformed.response()(
-                scope, receive, with_rate_limit_headers(send, rate_limit_headers)
-            )
+            await malformed.response()(scope, receive, limited_send)
             return
 
         upstream = self._upstreams[route.service]
@@ -121,11 +121,4 @@ class GatewayDispatcher:
             )
             return
         forwarded = upstream_headers(scope, caller.principal, client_ip=client_ip, cacheable=False)
-        await forward(
-            upstream,
-            scope,
-            receive,
-            with_rate_limit_headers(send, rate_limit_headers),
-            headers=forwarded,
-            body=body,
-        )
+        await forward(upstream, scope, receive, limited_send, headers=forwarded, body=body)

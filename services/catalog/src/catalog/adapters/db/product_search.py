@@ -211,11 +211,16 @@ def listing_statement(
         conditions.append(f"price_amount <= {param(query.max_price, 'bigint')}")
     if query.in_stock:
         conditions.append("on_hand > reserved")
-    filtered = len(conditions) > 1
+    filtered = (
+        category_ids is not None
+        or query.min_price is not None
+        or query.max_price is not None
+        or query.in_stock
+    )
     in_table: list[str] = []  # conditions only the table's row can answer
     for name, raw in query.attributes:
         containments = [
-            f"{{row}}attributes @> {param(orjson.dumps({name: value}).decode(), 'jsonb')}"
+            f"attributes @> {param(orjson.dumps({name: value}).decode(), 'jsonb')}"
             for value in _attribute_values(raw)
         ]
         in_table.append(f"({' OR '.join(containments)})")
@@ -238,17 +243,19 @@ def listing_statement(
         # the category, price and stock (migration 0006): the walk filters in the index
         # alone and only the products that pass are read from the table, to check their
         # attributes and to be returned, in the walk's order, until the page is full.
-        page_where = " AND ".join(c.format(row="p.") for c in in_table) or "TRUE"
-        sql = (
-            f"SELECT {_SELECTED_AS_P}, NULL::double precision AS score FROM ("  # noqa: S608
-            f"SELECT id, created_at FROM products WHERE {' AND '.join(conditions)} "
-            f"ORDER BY created_at DESC, id DESC"
-            f") AS walk JOIN products p ON p.id = walk.id WHERE {page_where} "
-            f"ORDER BY walk.created_at DESC, walk.id DESC LIMIT {limit}"
+        walk = (
+            f"SELECT id, created_at FROM products WHERE {' AND '.join(conditions)} "  # noqa: S608
+            "ORDER BY created_at DESC, id DESC"
+        )
+        sql = _whole_rows(
+            walk,
+            score="NULL::double precision",
+            where=in_table,
+            order="page.created_at DESC, page.id DESC",
+            limit=limit,
         )
         return Statement(sql, tuple(param.values))
-    conditions += [c.format(row="") for c in in_table]
-    where = " AND ".join(conditions)
+    where = " AND ".join([*conditions, *in_table])
     if not query.text:
         sql = (
             f"SELECT {SELECTED}, {score} AS score FROM products WHERE {where} "  # noqa: S608
@@ -263,11 +270,26 @@ def listing_statement(
     relevance = sort is Sort.RELEVANCE
     page_order = "score" if relevance else "sort_key"
     sort_key = "" if relevance else f", {key} AS sort_key"
-    sql = (
-        f"SELECT {_SELECTED_AS_P}, page.score FROM ("  # noqa: S608
-        f"SELECT id, {score} AS score{sort_key} FROM products WHERE {where} "
+    page = (
+        f"SELECT id, {score} AS score{sort_key} FROM products WHERE {where} "  # noqa: S608
         f"ORDER BY {order} {direction}, id {direction} LIMIT {limit}"
-        f") AS page JOIN products p ON p.id = page.id "
-        f"ORDER BY page.{page_order} {direction}, page.id {direction}"
+    )
+    sql = _whole_rows(
+        page, score="page.score", order=f"page.{page_order} {direction}, page.id {direction}"
     )
     return Statement(sql, tuple(param.values))
+
+
+def _whole_rows(
+    page: str, *, score: str, order: str, where: Sequence[str] = (), limit: str | None = None
+) -> str:
+    """The whole rows of the products that ``page`` (a subquery with their ``id``)
+    names, read on the primary key as ``p``, in ``order``; ``where``: conditions
+    only those rows can answer (the subquery's columns hold none of theirs, so an
+    unqualified column is the product's)."""
+    filtered = f" WHERE {' AND '.join(where)}" if where else ""
+    limited = f" LIMIT {limit}" if limit is not None else ""
+    return (
+        f"SELECT {_SELECTED_AS_P}, {score} AS score FROM ({page}) AS page "  # noqa: S608
+        f"JOIN products p ON p.id = page.id{filtered} ORDER BY {order}{limited}"
+    )
