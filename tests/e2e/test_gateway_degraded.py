@@ -103,9 +103,10 @@ async def test_an_oversized_body_is_refused_with_413_before_it_is_read(system: A
 async def _send_without_finishing(base: str, head: bytes, chunks: list[bytes]) -> bytes:
     """Sends ``head`` and ``chunks`` but never the end of the body, then reads the answer.
 
-    The server must answer without waiting for the rest. Nothing is sent after
-    the byte that passes the limit, so closing the connection cannot reset the
-    answer away (a TCP reset can discard data the client has not read yet).
+    The server must answer without waiting for the rest. The last chunk goes
+    on past the limit; the server's lingering close (ADR 0020) reads and drops
+    those bytes instead of answering them with a TCP reset, which would
+    discard the answer before the client has read it.
     """
     host, port = base.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from emporium_kit import serving
 from emporium_kit.serving import BOUNDED_HTTPTOOLS
 from emporium_testkit.processes import free_port, serve_in_process
 
@@ -145,3 +146,76 @@ async def test_a_head_within_the_limit_is_served_and_the_connection_kept(
     finally:
         writer.close()
     assert app.calls == 2
+
+
+async def refuse_unread(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers 413 at once, as the body guard does, without reading the body."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-length", b"2"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def send_all_then_read(port: int, head: bytes, body: bytes) -> bytes:
+    """Sends all of ``body`` whatever the server answered meanwhile, then reads to the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        for start in range(0, len(body), 65536):
+            writer.write(body[start : start + 65536])
+            await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout=5)
+    finally:
+        writer.close()
+
+
+async def test_an_answer_given_before_the_body_is_read_reaches_the_client() -> None:
+    """A reset would destroy the 413 unread: the server half-closes and drops the rest first."""
+    port = free_port()
+    async with serve_in_process(refuse_unread, port, http=BOUNDED_HTTPTOOLS, lifespan="off"):
+        reply = await send_all_then_read(
+            port,
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4194304\r\n\r\n",
+            b"x" * 4 * 1024 * 1024,
+        )
+    assert parse(reply)[:1] == (413,)
+    assert reply.endswith(b"\r\n\r\n{}")
+
+
+async def test_a_431_reaches_a_client_that_is_still_sending_its_head(port: int) -> None:
+    reply = await send_all_then_read(
+        port, b"GET / HTTP/1.1\r\nHost: t\r\nX-Endless: ", b"a" * 1024 * 1024
+    )
+    assert parse(reply)[0] == 431
+
+
+async def test_a_lingering_connection_is_closed_when_its_time_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that neither finishes its body nor closes is not waited on for long."""
+    monkeypatch.setattr(serving, "LINGER_SECONDS", 0.5)
+    port = free_port()
+    async with serve_in_process(
+        refuse_unread, port, http=BOUNDED_HTTPTOOLS, lifespan="off"
+    ) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nx")
+            await writer.drain()
+            # The answer ends with the server's half-close, long before the linger does.
+            reply = await asyncio.wait_for(reader.read(), timeout=5)
+            assert parse(reply)[0] == 413
+            assert server.server_state.connections
+            for _ in range(250):
+                if not server.server_state.connections:
+                    break
+                await asyncio.sleep(0.02)
+            assert not server.server_state.connections
+        finally:
+            writer.close()

@@ -14,7 +14,12 @@ writes to a connection leaves in one system call. uvicorn writes a response's
 head and its body separately (two ``send`` calls, two packets on the wire);
 on the machines this runs on a loopback write costs more than anything else a
 cached page does (docs/performance.md, session 7), and every ASGI app sends a
-small response's start and body in the same turn.
+small response's start and body in the same turn. It also closes a connection
+the way RFC 9112 section 9.6 asks when the client may still be sending (a body
+refused with 413 before it was read, a head refused with 431): it half-closes,
+reads and drops what keeps arriving for a bounded time, and only then closes,
+so the kernel does not answer the unread bytes with a reset that destroys the
+answer before the client has read it (ADR 0020).
 
 Every ``python -m <service>`` calls :func:`serve`.
 """
@@ -26,7 +31,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -43,6 +48,48 @@ DEFAULT_MAX_HEADER_BYTES = 16_384
 # The request line is not part of the header block, but it is read before it and
 # is just as unbounded in httptools: this much of it is tolerated on top.
 REQUEST_LINE_ALLOWANCE_BYTES = 8_192
+# A lingering close ends when the client closes its side, after this long, or
+# after this much more of its request has been read and dropped (nginx waits up
+# to 30 s; a client that keeps sending after an error answer is not waited on).
+LINGER_SECONDS = 5.0
+LINGER_MAX_BYTES = 8 * 1024 * 1024
+
+
+class _LingeringClose(asyncio.Protocol):
+    """Takes over a half-closed connection: drops what arrives until the client closes.
+
+    The protocol that served the connection still hears ``connection_lost``
+    (uvicorn counts its connections that way) and its writes' flow control.
+    """
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        served: asyncio.Protocol,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._transport = transport
+        self._served = served
+        self._dropped = 0
+        self._deadline = loop.call_later(LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self._dropped += len(data)
+        if self._dropped > LINGER_MAX_BYTES:
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
+
+    def pause_writing(self) -> None:
+        self._served.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._served.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline.cancel()
+        self._served.connection_lost(exc)
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -53,17 +100,29 @@ class CoalescingTransport(asyncio.Transport):
     first, ``abort()`` drops what is held. Everything else is the wrapped
     transport's: flow control (``pause_writing`` reaches the protocol when the
     held bytes are written), reading, extra info.
+
+    ``close()`` lingers when ``request_unread`` says the client may still be
+    sending: the answer and a FIN go out, what arrives after is read and
+    dropped (:class:`_LingeringClose`), and the socket closes when the client
+    closes its side or the linger's bounds are reached.
     """
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        request_unread: Callable[[], bool] | None = None,
+    ) -> None:
         super().__init__()
         self._transport = transport
         self._loop = loop
+        self._request_unread = request_unread
         self._held: list[bytes] = []
         self._held_bytes = 0
+        self._closing = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
+        if not data or self._closing:
             return
         if not self._held:
             self._loop.call_soon(self._flush)
@@ -85,16 +144,31 @@ class CoalescingTransport(asyncio.Transport):
         self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def close(self) -> None:
+        if self._closing:
+            return
         self._flush()
-        self._transport.close()
+        self._closing = True
+        transport = self._transport
+        if (
+            self._request_unread is None
+            or transport.is_closing()
+            or not self._request_unread()
+            or not transport.can_write_eof()
+        ):
+            transport.close()
+            return
+        transport.set_protocol(_LingeringClose(transport, transport.get_protocol(), self._loop))
+        transport.write_eof()
+        transport.resume_reading()
 
     def abort(self) -> None:
         self._held = []
         self._held_bytes = 0
+        self._closing = True
         self._transport.abort()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._closing or self._transport.is_closing()
 
     def can_write_eof(self) -> bool:
         return self._transport.can_write_eof()
@@ -188,7 +262,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))
+        super().connection_made(CoalescingTransport(transport, self.loop, self._request_unread))
+
+    def _request_unread(self) -> bool:
+        """Whether the client may still be sending: a refused head, an unfinished body."""
+        return self._refused or (self.cycle is not None and self.cycle.more_body)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
