@@ -65,7 +65,7 @@ class _LingeringClose(asyncio.Protocol):
     def __init__(
         self,
         transport: asyncio.Transport,
-        served: asyncio.Protocol,
+        served: asyncio.BaseProtocol,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._transport = transport
