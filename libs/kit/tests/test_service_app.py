@@ -63,6 +63,19 @@ def build(*, redis_port: int = 6379, amqp_port: int = 5672, postgres_port: int =
         async with engine.connect() as conn:
             return {"one": (await conn.execute(text("SELECT 1"))).scalar_one()}
 
+    @router.get("/driver/{case}")
+    async def on_the_driver(case: str) -> None:
+        # SQL text on asyncpg itself, as a service's hot reads run it.
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            if case == "timeout":
+                await driver.execute("SET statement_timeout = 10")
+                await driver.fetch("SELECT pg_sleep(2)")
+            elif case == "terminated":
+                await driver.fetch("SELECT pg_terminate_backend(pg_backend_pid())")
+            else:
+                await driver.fetch("SELEC 1")
+
     @router.get("/broken-rule")
     async def broken() -> None:
         raise RuleBroken("widgets must be round")
@@ -308,6 +321,25 @@ async def test_a_database_that_is_down_gives_503_not_500() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"].endswith("/dependency-unavailable")
+
+
+@pytest.mark.parametrize("case", ["timeout", "terminated"])
+async def test_a_driver_error_that_means_unavailable_gives_503(
+    client: httpx.AsyncClient, case: str
+) -> None:
+    """statement_timeout and a lost connection, raised by asyncpg itself: 503, not 500."""
+    response = await client.get(f"/driver/{case}")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/dependency-unavailable")
+
+
+async def test_a_driver_error_of_the_code_is_a_500_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/driver/syntax")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "SELEC" not in response.text
 
 
 async def test_the_database_answers_when_up(client: httpx.AsyncClient) -> None:

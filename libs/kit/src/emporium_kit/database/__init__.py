@@ -103,16 +103,31 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+# What asyncpg raises when the connection is gone or the server would not finish the
+# statement in time (statement_timeout, a cancel, an administrator's shutdown, no
+# connection slot left): the database cannot serve this now, which is a 503.
+_DRIVER_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # What a connection the server ended under a statement may raise instead.
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+)
+
+
 def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot serve the request now (a 503): from
+    SQLAlchemy, or straight from asyncpg (a hot read running SQL text on the driver)."""
     if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
         return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    return exc.connection_invalidated or isinstance(
-        cause,
-        asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError,
-    )
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        return isinstance(cause, _DRIVER_UNAVAILABLE_ERRORS)
+    return isinstance(exc, _DRIVER_UNAVAILABLE_ERRORS)
 
 
 def postgres_check(engine: AsyncEngine) -> HealthCheck:
@@ -139,5 +154,11 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return problem_response(500, detail="An unexpected error occurred.")
 
 
-DATABASE_ERROR_HANDLERS: dict[type[Exception], ExceptionHandler] = {DBAPIError: _database_error}
+DATABASE_ERROR_HANDLERS: dict[type[Exception], ExceptionHandler] = {
+    DBAPIError: _database_error,
+    # Raised as they are where a read runs on the asyncpg connection itself.
+    asyncpg.PostgresError: _database_error,
+    asyncpg.InterfaceError: _database_error,
+    asyncpg.InternalClientError: _database_error,
+}
 """Exception handlers a service with a database installs (``create_service_app``)."""
