@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from catalog.adapters.db.product_search import _attribute_values
@@ -23,6 +25,7 @@ from catalog.domain.products import Product, StockLevel
 from catalog.entrypoints.http.schemas import (
     PricedProductOut,
     ProductOut,
+    json_response,
     priced_product_document,
     product_document,
 )
@@ -138,10 +141,20 @@ def product() -> Product:
 
 def test_the_product_document_is_what_the_published_schema_serialises() -> None:
     document = product_document(product())
+    written = orjson.loads(json_response(document).body)
 
-    assert ProductOut.model_validate(document).model_dump(mode="json") == document
-    assert document["stock"] == {"on_hand": 7, "reserved": 2, "available": 5}
-    assert document["created_at"] == "2026-12-02T10:00:00.123456Z"
+    assert ProductOut.model_validate(document).model_dump(mode="json") == written
+    assert written["stock"] == {"on_hand": 7, "reserved": 2, "available": 5}
+    assert written["created_at"] == "2026-12-02T10:00:00.123456Z"
+
+
+def test_a_whole_second_is_written_as_the_schema_writes_it() -> None:
+    whole = dataclasses.replace(product(), updated_at=NOW.replace(microsecond=0))
+    document = product_document(whole)
+
+    written = orjson.loads(json_response(document).body)
+    assert written["updated_at"] == "2026-12-02T10:00:00Z"
+    assert ProductOut.model_validate(document).model_dump(mode="json") == written
 
 
 @pytest.mark.parametrize(
@@ -156,4 +169,5 @@ def test_the_priced_document_is_what_the_published_schema_serialises(
 ) -> None:
     document = priced_product_document(product(), display)
 
-    assert PricedProductOut.model_validate(document).model_dump(mode="json") == document
+    written = orjson.loads(json_response(document).body)
+    assert PricedProductOut.model_validate(document).model_dump(mode="json") == written

@@ -116,6 +116,14 @@ _SELECTED_AS_P: Final = ", ".join(f"p.{column.strip()}" for column in SELECTED.s
 PRODUCT_BY_ID: Final = f"SELECT {SELECTED} FROM products WHERE id = $1 AND deleted_at IS NULL"  # noqa: S608 - constants
 """A live product by id (``pk_products``)."""
 
+PRODUCTS_BY_IDS: Final = f"SELECT {SELECTED} FROM products WHERE id = ANY($1::uuid[])"  # noqa: S608 - constants
+"""The products of a list of ids, deleted ones included (``pk_products``)."""
+
+CATEGORIES_BY_PATH: Final = (
+    "SELECT id, name, slug, parent_id, path, created_at, updated_at FROM categories ORDER BY path"
+)
+"""Every category, each after its parent (the materialised path's order)."""
+
 _SUBTREE: Final = (
     "SELECT c.id FROM categories c WHERE c.path LIKE "
     "(SELECT r.path FROM categories r WHERE {root} LIMIT 1) || '%'"

@@ -5,10 +5,13 @@ transaction), an autocommit connection (reads), or the session of an event
 consumer or job that owns the transaction. Database errors that mean a broken
 rule (a taken slug or SKU, a category that vanished) become domain errors here.
 
-The hot reads (the listing, and a product by id in :class:`SqlProductReads`, the
-read-only unit of work's) run their SQL text (``product_search``) on the asyncpg
-connection under the executor: a prepared statement per connection, no
-SQLAlchemy statement, compilation or result objects on the request path.
+The hot reads (the listing, and a product by id) run their SQL text
+(``product_search``) on the asyncpg connection under the executor: a prepared
+statement per connection, no SQLAlchemy statement, compilation or result objects
+on the request path. The read-only unit of work's repositories
+(:class:`SqlProductReads`, :class:`SqlCategoryReads`) have no SQLAlchemy
+connection at all, only the asyncpg one of a pooled connection, and run SQL text
+only.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from catalog.adapters.db.product_search import (
     ALTERNATIVES,
+    CATEGORIES_BY_PATH,
     PRODUCT_BY_ID,
     PRODUCT_COLUMNS,
+    PRODUCTS_BY_IDS,
     Statement,
     corrected_text,
     listing_statement,
@@ -68,6 +73,19 @@ def category_of(row: Any) -> Category:
         path=row.path,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def category_of_record(record: Any) -> Category:
+    """A category from an asyncpg record of :data:`CATEGORIES_BY_PATH`."""
+    return Category(
+        id=record["id"],
+        name=record["name"],
+        slug=record["slug"],
+        parent_id=record["parent_id"],
+        path=record["path"],
+        created_at=record["created_at"],
+        updated_at=record["updated_at"],
     )
 
 
@@ -344,23 +362,15 @@ class SqlProductRepository:
                 self._alternatives.remember(word, alternatives)
         return corrected_text(words, {word: self._alternatives.of(word) for word in words})
 
-    async def _fetch(self, statement: Statement) -> list[Any]:
-        """``statement``'s rows (asyncpg records) from the executor's own connection, so a
-        read in a transaction sees it; a span like the SQLAlchemy instrumentation's."""
+    async def _driver(self) -> Any:
+        """The asyncpg connection under the executor, so a read in a transaction sees it."""
         connection = await self._x.connection() if isinstance(self._x, AsyncSession) else self._x
-        driver: Any = (await connection.get_raw_connection()).driver_connection  # asyncpg
-        rows: list[Any]
-        if not trace.get_current_span().is_recording():
-            # Nothing records this trace (no exporter, or not sampled): no span at all.
-            rows = await driver.fetch(statement.sql, *statement.args)
-            return rows
-        with _tracer.start_as_current_span(
-            statement.sql.split(" ", 1)[0],
-            kind=trace.SpanKind.CLIENT,
-            attributes={"db.system": "postgresql", "db.statement": statement.sql},
-        ):
-            rows = await driver.fetch(statement.sql, *statement.args)
-        return rows
+        return (await connection.get_raw_connection()).driver_connection
+
+    async def _fetch(self, statement: Statement) -> list[Any]:
+        """``statement``'s rows (asyncpg records), in a span like the SQLAlchemy
+        instrumentation's."""
+        return await fetch(await self._driver(), statement)
 
     async def batch(self, ids: Sequence[UUID]) -> list[Product]:
         if not ids:
@@ -388,9 +398,66 @@ class SqlProductRepository:
         return exc
 
 
+async def fetch(driver: Any, statement: Statement) -> list[Any]:
+    """``statement``'s rows on the asyncpg connection ``driver``; a client span like the
+    SQLAlchemy instrumentation's when the trace is recorded."""
+    rows: list[Any]
+    if not trace.get_current_span().is_recording():
+        # Nothing records this trace (no exporter, or not sampled): no span at all.
+        rows = await driver.fetch(statement.sql, *statement.args)
+        return rows
+    with _tracer.start_as_current_span(
+        statement.sql.split(" ", 1)[0],
+        kind=trace.SpanKind.CLIENT,
+        attributes={"db.system": "postgresql", "db.statement": statement.sql},
+    ):
+        rows = await driver.fetch(statement.sql, *statement.args)
+    return rows
+
+
+class _ReadOnly:
+    """Stands for the SQLAlchemy executor a read-only repository does not have."""
+
+    async def execute(self, *_: object, **__: object) -> Any:
+        raise RuntimeError("a read-only unit of work only reads, in SQL text")
+
+    async def connection(self) -> Any:
+        raise RuntimeError("a read-only unit of work has no SQLAlchemy connection")
+
+
 class SqlProductReads(SqlProductRepository):
-    """The read-only unit of work's products: a product by id as SQL text too."""
+    """The read-only unit of work's products: every read SQL text on one asyncpg
+    connection (outside a transaction: each statement is its own)."""
+
+    def __init__(self, driver: Any, alternatives: WordAlternatives) -> None:
+        super().__init__(_ReadOnly(), alternatives)  # type: ignore[arg-type]
+        self._asyncpg = driver
+
+    async def _driver(self) -> Any:
+        return self._asyncpg
 
     async def get(self, product_id: UUID) -> Product | None:
         rows = await self._fetch(Statement(PRODUCT_BY_ID, (product_id,)))
         return product_of_read(rows[0]) if rows else None
+
+    async def batch(self, ids: Sequence[UUID]) -> list[Product]:
+        if not ids:
+            return []
+        return [
+            product_of_read(row) for row in await self._fetch(Statement(PRODUCTS_BY_IDS, (ids,)))
+        ]
+
+    async def has_live_products_in(self, category_id: UUID) -> bool:
+        raise RuntimeError("a category's products are checked in its delete's transaction")
+
+
+class SqlCategoryReads(SqlCategoryRepository):
+    """The read-only unit of work's categories: the tree as SQL text."""
+
+    def __init__(self, driver: Any) -> None:
+        super().__init__(_ReadOnly())  # type: ignore[arg-type]
+        self._asyncpg = driver
+
+    async def all(self) -> list[Category]:
+        rows = await fetch(self._asyncpg, Statement(CATEGORIES_BY_PATH, ()))
+        return [category_of_record(row) for row in rows]

@@ -5,9 +5,13 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from catalog.adapters.db.repositories import (
+    SqlCategoryReads,
     SqlCategoryRepository,
     SqlProductReads,
     SqlProductRepository,
@@ -93,18 +97,38 @@ class SqlConsumerUnitOfWork(_OnSession):
         raise RuntimeError("the consumer or job that owns this transaction commits it")
 
 
+def _leaves_connection_unusable(exc: BaseException, driver: asyncpg.Connection) -> bool:
+    """Whether the asyncpg connection a read raised ``exc`` on must leave the pool.
+
+    A statement's own error (a PostgreSQL error that is not a lost connection) and
+    any error of the caller's leave it as it was. A lost connection, a client-side
+    failure of the protocol, or an interrupted statement (a cancelled task) may leave
+    it closed or halfway through an exchange with the server."""
+    if driver.is_closed():
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return isinstance(exc, asyncpg.PostgresConnectionError)
+    return not isinstance(exc, Exception) or isinstance(
+        exc, asyncpg.InterfaceError | asyncpg.InternalClientError | OSError
+    )
+
+
 class SqlReadOnlyUnitOfWork(_Repositories):
-    """Reads on an autocommit connection, without a session: no BEGIN or ROLLBACK around
-    the statement, so a read on a hot path (listing, product by id) is one round trip."""
+    """Reads on a pooled asyncpg connection, outside a transaction and without
+    SQLAlchemy's connection: no BEGIN or ROLLBACK around a statement, so a read on a
+    hot path (listing, product by id) is one round trip, and no ``Connection`` object
+    with its execution options per request (a fifth of the listing's CPU in the
+    catalog, docs/performance.md session 8)."""
 
     def __init__(self, engine: AsyncEngine, alternatives: WordAlternatives) -> None:
         self._engine = engine
         self._alternatives = alternatives
 
     async def __aenter__(self) -> Self:
-        self._connection: AsyncConnection = await self._engine.connect()
-        self._open_repositories(self._connection)
-        self.products = SqlProductReads(self._connection, self._alternatives)
+        self._pooled: PoolProxiedConnection = await self._engine.raw_connection()
+        driver = self._pooled.driver_connection  # asyncpg's
+        self.categories = SqlCategoryReads(driver)
+        self.products = SqlProductReads(driver, self._alternatives)
         return self
 
     async def __aexit__(
@@ -113,7 +137,14 @@ class SqlReadOnlyUnitOfWork(_Repositories):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._connection.close()
+        # Back to the pool (its reset on return rolls back nothing: nothing began), or
+        # out of it when the connection is gone or was left mid-statement. In a
+        # greenlet: the pool may close it (an overflow one, one past its recycle age).
+        pooled = self._pooled
+        if exc is not None and _leaves_connection_unusable(exc, pooled.driver_connection):
+            await greenlet_spawn(pooled.invalidate, exc)
+        else:
+            await greenlet_spawn(pooled.close)
 
     async def commit(self) -> None:
         raise RuntimeError("a read-only unit of work cannot commit")
@@ -125,7 +156,7 @@ class SqlReadOnlyUnitOfWork(_Repositories):
 class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self._sessions = create_session_factory(engine)
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = engine
         # One per process: the reads of every request share the looked-up words.
         self._alternatives = WordAlternatives()
 
@@ -136,5 +167,5 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork | SqlReadOnlyUnitOfWork:
         if read_only:
-            return SqlReadOnlyUnitOfWork(self._autocommit, self._alternatives)
+            return SqlReadOnlyUnitOfWork(self._engine, self._alternatives)
         return SqlUnitOfWork(self._sessions)

@@ -353,8 +353,9 @@ def product_document(product: Product) -> dict[str, Any]:
             "reserved": product.stock.reserved,
             "available": product.stock.available,
         },
-        "created_at": _rfc3339(product.created_at),
-        "updated_at": _rfc3339(product.updated_at),
+        # datetimes as they are: json_response writes them in RFC 3339, UTC as Z.
+        "created_at": product.created_at,
+        "updated_at": product.updated_at,
     }
 
 
@@ -370,7 +371,13 @@ def priced_product_document(product: Product, display: DisplayPrice) -> dict[str
 
 
 def json_response(document: object, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(document), status_code=status_code, media_type="application/json")
+    """``document`` as JSON; its datetimes in RFC 3339 as :data:`Timestamp` writes them
+    (UTC with ``Z``; every datetime here comes from PostgreSQL's ``timestamptz``, UTC)."""
+    return Response(
+        orjson.dumps(document, option=orjson.OPT_UTC_Z),
+        status_code=status_code,
+        media_type="application/json",
+    )
 
 
 # --- the internal batch read (orders) ---
