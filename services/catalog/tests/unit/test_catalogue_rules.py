@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from catalog.adapters.db.product_search import _attribute_values
+from catalog.adapters.db.repositories import listed_product, product_of_read
 from catalog.domain.categories import (
     Category,
     build_tree,
@@ -171,3 +172,35 @@ def test_the_priced_document_is_what_the_published_schema_serialises(
 
     written = orjson.loads(json_response(document).body)
     assert PricedProductOut.model_validate(document).model_dump(mode="json") == written
+
+
+def test_a_listed_product_is_written_as_the_product_document_is() -> None:
+    """The listing's read model and a product read by id publish the same JSON."""
+    record = {
+        "id": uuid.uuid4(),
+        "sku": "HP-1",
+        "name": "Headphones",
+        "description": "Over-ear.",
+        "price_amount": 12999,
+        "currency": "EUR",
+        "category_id": None,
+        "attributes": '{"colour": "black", "weight_g": 250, "rating": 4.5, "foldable": true}',
+        "image_urls": ["https://img.example.com/a.jpg"],
+        "on_hand": 7,
+        "reserved": 2,
+        "created_at": NOW,
+        "updated_at": NOW.replace(microsecond=0),
+        "deleted_at": None,
+        "score": 0.5,
+    }
+    listed = listed_product(record)
+
+    written = orjson.loads(json_response(listed.document).body)
+    assert written == orjson.loads(json_response(product_document(product_of_read(record))).body)
+    assert ProductOut.model_validate(written).model_dump(mode="json") == written
+    assert (listed.id, listed.price_amount, listed.name, listed.score) == (
+        record["id"],
+        12999,
+        "Headphones",
+        0.5,
+    )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 from catalog.domain.errors import InvalidPriceRange
@@ -25,6 +26,19 @@ class Sort(StrEnum):
 
 PositionValue = datetime | int | str | float
 """The sort key of the last item of a page: created_at, price, name or relevance score."""
+
+
+class ListedProduct(NamedTuple):
+    """A product as a listing shows it: its public document, ready to be written as
+    JSON, and the keys a cursor after it needs. A read model: a listing builds no
+    :class:`~catalog.domain.products.Product` (docs/performance.md, session 8)."""
+
+    document: Mapping[str, Any]
+    id: UUID
+    created_at: datetime
+    price_amount: int
+    name: str
+    score: float | None
 
 
 @dataclass(frozen=True, slots=True)

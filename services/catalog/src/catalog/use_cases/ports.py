@@ -9,7 +9,7 @@ from typing import Any, Protocol, Self
 from uuid import UUID
 
 from catalog.domain.categories import Category
-from catalog.domain.listing import ProductQuery
+from catalog.domain.listing import ListedProduct, ProductQuery
 from catalog.domain.money import DisplayPrice, Money
 from catalog.domain.products import NewProduct, Product
 
@@ -59,7 +59,7 @@ class ProductRepository(Protocol):
         """Set stock on hand, only if it stays at or above what is reserved (one
         conditional UPDATE); None when nothing changed (absent, deleted, or below)."""
 
-    async def page(self, query: ProductQuery) -> list[tuple[Product, float | None]]:
+    async def page(self, query: ProductQuery) -> list[ListedProduct]:
         """Up to ``query.limit`` live products matching the query in its sort order, after
         its position, each with its relevance score when the query has text."""
 

@@ -47,7 +47,7 @@ from catalog.domain.errors import (
     SkuTaken,
     SlugTaken,
 )
-from catalog.domain.listing import ProductQuery
+from catalog.domain.listing import ListedProduct, ProductQuery
 from catalog.domain.money import Money
 from catalog.domain.products import NewProduct, Product, StockLevel
 
@@ -122,6 +122,33 @@ def product_of_read(record: Any) -> Product:
         updated_at=record["updated_at"],
         deleted_at=record["deleted_at"],
     )
+
+
+def listed_product(record: Any) -> ListedProduct:
+    """A listing's row of ``product_search.SELECTED`` and ``score``, as the listing shows
+    it: the document ``ProductOut`` publishes (the attributes' JSON text passed through
+    as it is; datetimes for orjson to write in RFC 3339), without a domain object."""
+    product_id = record["id"]
+    category_id = record["category_id"]
+    on_hand = record["on_hand"]
+    reserved = record["reserved"]
+    price_amount = record["price_amount"]
+    name = record["name"]
+    created_at = record["created_at"]
+    document = {
+        "id": str(product_id),
+        "sku": record["sku"],
+        "name": name,
+        "description": record["description"],
+        "price": {"amount": price_amount, "currency": record["currency"]},
+        "category_id": str(category_id) if category_id is not None else None,
+        "attributes": orjson.Fragment(record["attributes"]),
+        "image_urls": record["image_urls"],
+        "stock": {"on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved},
+        "created_at": created_at,
+        "updated_at": record["updated_at"],
+    }
+    return ListedProduct(document, product_id, created_at, price_amount, name, record["score"])
 
 
 _CATEGORY_COLUMNS = tuple(categories.c)
@@ -326,12 +353,11 @@ class SqlProductRepository:
         ).first()
         return product_of(row) if row is not None else None
 
-    async def page(self, query: ProductQuery) -> list[tuple[Product, float | None]]:
+    async def page(self, query: ProductQuery) -> list[ListedProduct]:
         statement = await self.listing(query)
         if statement is None:
             return []  # no such category: nothing is in it
-        rows = await self._fetch(statement)
-        return [(product_of_read(row), row["score"]) for row in rows]
+        return [listed_product(row) for row in await self._fetch(statement)]
 
     async def listing(self, query: ProductQuery) -> Statement | None:
         """The listing's statement for ``query``, after the reads it needs first: the

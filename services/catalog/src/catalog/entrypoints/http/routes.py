@@ -13,6 +13,7 @@ from catalog.domain.listing import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     MAX_QUERY_LENGTH,
+    ListedProduct,
     Position,
     PositionValue,
     ProductQuery,
@@ -23,7 +24,6 @@ from catalog.domain.products import (
     MAX_ATTRIBUTE_NAME_LENGTH,
     MAX_ATTRIBUTE_TEXT_LENGTH,
     NewProduct,
-    Product,
 )
 from catalog.entrypoints.http.dependencies import CATALOG_WRITE, CatalogWriter, Components, Ports
 from catalog.entrypoints.http.schemas import (
@@ -197,14 +197,14 @@ def _position(codec: CursorCodec, cursor: str, sort: Sort) -> Position:
     return Position(sort=sort, value=value, id=product_id)
 
 
-def _cursor_value(sort: Sort, product: Product, score: float | None) -> object:
+def _cursor_value(sort: Sort, listed: ListedProduct) -> object:
     if sort is Sort.NEWEST:
-        return product.created_at.isoformat()
+        return listed.created_at.isoformat()
     if sort in (Sort.PRICE_ASC, Sort.PRICE_DESC):
-        return product.price.amount
+        return listed.price_amount
     if sort is Sort.NAME:
-        return product.name
-    return score
+        return listed.name
+    return listed.score
 
 
 @products.get(
@@ -261,13 +261,12 @@ async def list_products(
     page, more = found[:limit], len(found) > limit
     next_cursor = None
     if more:
-        last, score = page[-1]
+        last = page[-1]
         next_cursor = codec.encode(
-            {"s": chosen.value, "v": _cursor_value(chosen, last, score), "i": str(last.id)}
+            {"s": chosen.value, "v": _cursor_value(chosen, last), "i": str(last.id)}
         )
-    return json_response(
-        {"items": [product_document(product) for product, _ in page], "next_cursor": next_cursor}
-    )
+    items = [listed.document for listed in page]
+    return json_response({"items": items, "next_cursor": next_cursor})
 
 
 @products.post(
