@@ -612,6 +612,7 @@ class Report:
     copy_seconds: float = 0.0
     index_seconds: float = 0.0
     analyze_seconds: float = 0.0
+    pages_all_visible: float = 0.0
 
 
 async def connect(database_url: str) -> asyncpg.Connection:
@@ -703,7 +704,11 @@ async def seed_catalog(
     blocks = range(math.ceil(products / BLOCK))
     conn = await connect(database_url)
     try:
-        await conn.execute("SET synchronous_commit = off; SET statement_timeout = 0")
+        # The load commits synchronously: VACUUM cannot mark a page all-visible while
+        # the commit of its rows is not yet flushed, and an asynchronous one (off)
+        # left every page unmarked (relallvisible 0), so the planner costed the
+        # filtered listing's index-only walk as reading the table for each entry.
+        await conn.execute("SET statement_timeout = 0")
         await conn.execute("SET maintenance_work_mem = '512MB'")
         async with conn.transaction():
             ids_by_slug, report.categories_inserted = await ensure_categories(conn, categories)
@@ -768,6 +773,12 @@ async def seed_catalog(
         # table for every entry until autovacuum came by.
         await conn.execute("VACUUM (ANALYZE) categories")
         await conn.execute("VACUUM (ANALYZE) products")
+        report.pages_all_visible = float(
+            await conn.fetchval(
+                "SELECT relallvisible::float8 / greatest(relpages, 1) FROM pg_class "
+                "WHERE oid = 'products'::regclass"
+            )
+        )
         report.analyze_seconds = time.perf_counter() - analyze_started
     finally:
         await conn.close()
@@ -837,7 +848,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"present) and {report.categories_inserted} of {report.categories_total} categories "
         f"in {report.seconds:.1f} s: COPY {report.copy_seconds:.1f} s, "
         f"{report.indexes_rebuilt} indexes rebuilt in {report.index_seconds:.1f} s, "
-        f"ANALYZE {report.analyze_seconds:.1f} s"
+        f"VACUUM and ANALYZE {report.analyze_seconds:.1f} s "
+        f"({report.pages_all_visible:.0%} of the pages all-visible)"
     )
     return 0
 
