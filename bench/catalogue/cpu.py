@@ -77,8 +77,8 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
     prepared = prepare(env, bench_products())
     lines = [
         "| case | conn. | req/s | p50 | p95 | catalog CPU per request | PostgreSQL CPU per "
-        "request | catalog's share of a core | load (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "request | catalog's share of a core | load (1 min) | not 2xx or failed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     with ExitStack() as stack:
         catalog = start_catalog(stack, env, prepared.url)
@@ -104,7 +104,9 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
             lines.append(
                 f"| {name} | {connections} | {result.rps:,.0f} | {result.p50_us / 1000:.1f} ms "
                 f"| {result.p95_us / 1000:.1f} ms | {1000 * catalog_cpu / n:.2f} ms "
-                f"| {1000 * pg_cpu / n:.2f} ms | {catalog_cpu / seconds:.2f} | {load:.1f} |"
+                f"| {1000 * pg_cpu / n:.2f} ms | {catalog_cpu / seconds:.2f} | {load:.1f} "
+                # An error answers cheaply or dearly: a case with failures measures them.
+                f"| {result.non_2xx + result.socket_errors + result.timeouts:,} |"
             )
     return lines
 

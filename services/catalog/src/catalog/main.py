@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 import httpx
 import structlog
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from catalog.adapters.db.tables import outbox
 from catalog.adapters.db.unit_of_work import SqlUnitOfWorkFactory
@@ -19,6 +20,7 @@ from catalog.adapters.exchange_rates import (
 )
 from catalog.domain import errors
 from catalog.entrypoints.http.components import CATALOG, CatalogComponents
+from catalog.entrypoints.http.fast_reads import ProductPageReads
 from catalog.entrypoints.http.routes import categories, internal, products
 from catalog.settings import CatalogSettings
 from catalog.use_cases.display_price import DisplayPricesAtCurrentRates
@@ -121,6 +123,7 @@ def create_app(
         domain_errors=DOMAIN_ERRORS,
         unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
         exception_handlers=DATABASE_ERROR_HANDLERS,
+        inner_middleware=[Middleware(ProductPageReads)],
     )
     CATALOG.install(
         app,
