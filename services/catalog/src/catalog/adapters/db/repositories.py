@@ -64,28 +64,17 @@ def _constraint(exc: IntegrityError) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def category_of(row: Any) -> Category:
+def category_of(fields: Mapping[Any, Any]) -> Category:
+    """A category from a row's columns by name: a SQLAlchemy row's ``_mapping``, or an
+    asyncpg record of :data:`CATEGORIES_BY_PATH` as it is."""
     return Category(
-        id=row.id,
-        name=row.name,
-        slug=row.slug,
-        parent_id=row.parent_id,
-        path=row.path,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def category_of_record(record: Any) -> Category:
-    """A category from an asyncpg record of :data:`CATEGORIES_BY_PATH`."""
-    return Category(
-        id=record["id"],
-        name=record["name"],
-        slug=record["slug"],
-        parent_id=record["parent_id"],
-        path=record["path"],
-        created_at=record["created_at"],
-        updated_at=record["updated_at"],
+        id=fields["id"],
+        name=fields["name"],
+        slug=fields["slug"],
+        parent_id=fields["parent_id"],
+        path=fields["path"],
+        created_at=fields["created_at"],
+        updated_at=fields["updated_at"],
     )
 
 
@@ -163,14 +152,14 @@ class SqlCategoryRepository:
         rows = (
             await self._x.execute(sa.select(*_CATEGORY_COLUMNS).order_by(categories.c.path))
         ).all()
-        return [category_of(row) for row in rows]
+        return [category_of(row._mapping) for row in rows]
 
     async def get(self, category_id: UUID, *, for_update: bool = False) -> Category | None:
         query = sa.select(*_CATEGORY_COLUMNS).where(categories.c.id == category_id)
         if for_update:
             query = query.with_for_update()
         row = (await self._x.execute(query)).first()
-        return category_of(row) if row is not None else None
+        return category_of(row._mapping) if row is not None else None
 
     async def add(self, category: Category) -> Category:
         try:
@@ -189,7 +178,7 @@ class SqlCategoryRepository:
             ).one()
         except IntegrityError as exc:
             raise self._translated(exc, category.slug) from exc
-        return category_of(row)
+        return category_of(row._mapping)
 
     async def update(
         self, category_id: UUID, *, name: str, slug: str, parent_id: UUID | None, path: str
@@ -219,7 +208,7 @@ class SqlCategoryRepository:
             ).one()
         except IntegrityError as exc:
             raise self._translated(exc, slug) from exc
-        return category_of(row)
+        return category_of(row._mapping)
 
     async def delete(self, category_id: UUID) -> None:
         await self._x.execute(sa.delete(categories).where(categories.c.id == category_id))
@@ -486,4 +475,4 @@ class SqlCategoryReads(SqlCategoryRepository):
 
     async def all(self) -> list[Category]:
         rows = await fetch(self._asyncpg, Statement(CATEGORIES_BY_PATH, ()))
-        return [category_of_record(row) for row in rows]
+        return [category_of(row) for row in rows]
