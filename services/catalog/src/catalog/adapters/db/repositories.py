@@ -1,9 +1,10 @@
 """The category and product repositories on SQLAlchemy Core.
 
 Each works on the executor it is given: a unit of work's session (a write
-transaction), an autocommit connection (reads), or the session of an event
-consumer or job that owns the transaction. Database errors that mean a broken
-rule (a taken slug or SKU, a category that vanished) become domain errors here.
+transaction), or the session of an event consumer or job that owns the
+transaction (a plain connection works too: the plan tests use one). Database
+errors that mean a broken rule (a taken slug or SKU, a category that vanished)
+become domain errors here.
 
 The hot reads (the listing, and a product by id) run their SQL text
 (``product_search``) on the asyncpg connection under the executor: a prepared
@@ -431,7 +432,8 @@ async def fetch(driver: Any, statement: Statement) -> list[Any]:
 
 
 class _ReadOnly:
-    """Stands for the SQLAlchemy executor a read-only repository does not have."""
+    """Stands for the SQLAlchemy executor a read-only repository does not have: every
+    method it inherits that would write (or read through SQLAlchemy) raises."""
 
     async def execute(self, *_: object, **__: object) -> Any:
         raise RuntimeError("a read-only unit of work only reads, in SQL text")
@@ -461,9 +463,6 @@ class SqlProductReads(SqlProductRepository):
         return [
             product_of_read(row) for row in await self._fetch(Statement(PRODUCTS_BY_IDS, (ids,)))
         ]
-
-    async def has_live_products_in(self, category_id: UUID) -> bool:
-        raise RuntimeError("a category's products are checked in its delete's transaction")
 
 
 class SqlCategoryReads(SqlCategoryRepository):

@@ -6,7 +6,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
@@ -27,10 +27,6 @@ class _Repositories:
     categories: CategoryRepository
     products: ProductRepository
 
-    def _open_repositories(self, executor: AsyncSession | AsyncConnection) -> None:
-        self.categories = SqlCategoryRepository(executor)
-        self.products = SqlProductRepository(executor)
-
 
 class _OnSession(_Repositories):
     """The repositories and the outbox on one session (a write transaction)."""
@@ -39,7 +35,8 @@ class _OnSession(_Repositories):
 
     def _open_session(self, session: AsyncSession) -> None:
         self._session = session
-        self._open_repositories(session)
+        self.categories = SqlCategoryRepository(session)
+        self.products = SqlProductRepository(session)
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
         # add_event stores the request id and trace context of the current request.
