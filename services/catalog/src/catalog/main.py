@@ -20,7 +20,7 @@ from catalog.adapters.exchange_rates import (
 )
 from catalog.domain import errors
 from catalog.entrypoints.http.components import CATALOG, CatalogComponents
-from catalog.entrypoints.http.fast_reads import ProductPageReads
+from catalog.entrypoints.http.fast_reads import CatalogueReads
 from catalog.entrypoints.http.routes import categories, internal, products
 from catalog.settings import CatalogSettings
 from catalog.use_cases.display_price import DisplayPricesAtCurrentRates
@@ -123,7 +123,7 @@ def create_app(
         domain_errors=DOMAIN_ERRORS,
         unavailable_errors=DATABASE_UNAVAILABLE_ERRORS,
         exception_handlers=DATABASE_ERROR_HANDLERS,
-        inner_middleware=[Middleware(ProductPageReads)],
+        inner_middleware=[Middleware(CatalogueReads)],
     )
     CATALOG.install(
         app,

@@ -8,11 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import QueryParams
 
 from catalog.domain.listing import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    MAX_QUERY_LENGTH,
     ListedProduct,
     Position,
     PositionValue,
@@ -25,9 +23,9 @@ from catalog.domain.products import (
     MAX_ATTRIBUTE_TEXT_LENGTH,
     NewProduct,
 )
+from catalog.entrypoints.http.components import CatalogComponents
 from catalog.entrypoints.http.dependencies import CATALOG_WRITE, CatalogWriter, Components, Ports
 from catalog.entrypoints.http.schemas import (
-    MAX_AMOUNT,
     BatchProduct,
     BatchRequest,
     BatchResponse,
@@ -36,6 +34,7 @@ from catalog.entrypoints.http.schemas import (
     CategoryTreeOut,
     CategoryUpdate,
     CurrencyCode,
+    ListingParameters,
     PricedProductOut,
     ProductCreate,
     ProductOut,
@@ -58,7 +57,6 @@ from catalog.use_cases.set_stock import set_stock as set_stock_use_case
 from catalog.use_cases.update_category import KEEP
 from catalog.use_cases.update_category import update_category as update_category_use_case
 from catalog.use_cases.update_product import update_product as update_product_use_case
-from emporium_kit.fields import Line
 from emporium_kit.pagination import CursorCodec, InvalidCursor
 
 # The route functions are named for the OpenAPI operation ids FastAPI derives from them;
@@ -143,11 +141,11 @@ async def delete_category(category_id: UUID, ports: Ports, _staff: CatalogWriter
 # --- products ---
 
 
-def _attribute_filters(request: Request) -> tuple[tuple[str, str], ...]:
+def _attribute_filters(query: QueryParams) -> tuple[tuple[str, str], ...]:
     """The ``attr.<name>=<value>`` parameters, bounded like the attributes themselves."""
     filters: list[tuple[str, str]] = []
     errors: list[dict[str, Any]] = []
-    for key, value in request.query_params.multi_items():
+    for key, value in query.multi_items():
         if not key.startswith(ATTRIBUTE_PREFIX):
             continue
         name = key[len(ATTRIBUTE_PREFIX) :]
@@ -227,38 +225,36 @@ def _cursor_value(sort: Sort, listed: ListedProduct) -> object:
     },
 )
 async def list_products(
-    request: Request,
-    components: Components,
-    q: Annotated[Line | None, Query(min_length=1, max_length=MAX_QUERY_LENGTH)] = None,
-    category: Annotated[
-        Line | None,
-        Query(min_length=1, max_length=100, description="A category id or slug."),
-    ] = None,
-    min_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
-    max_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
-    in_stock: Annotated[
-        bool | None, Query(description="true: only products with stock available.")
-    ] = None,
-    sort: Sort | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    request: Request, components: Components, parameters: Annotated[ListingParameters, Query()]
 ) -> Response:
-    text = q.strip() if q is not None else None
-    chosen = effective_sort(sort, text=text or None)
+    return await product_listing(components, parameters, request.query_params)
+
+
+async def product_listing(
+    components: CatalogComponents, parameters: ListingParameters, query: QueryParams
+) -> Response:
+    """The listing's page for ``parameters`` and the ``attr.<name>`` filters of
+    ``query``: the route's answer, and its fast read's (``fast_reads``). Raises
+    what the route answers as a problem (422, 400)."""
+    text = parameters.q.strip() if parameters.q is not None else None
+    chosen = effective_sort(parameters.sort, text=text or None)
     codec = components.product_cursors
-    query = ProductQuery(
-        text=text or None,
-        category=category,
-        min_price=min_price,
-        max_price=max_price,
-        in_stock=bool(in_stock),
-        attributes=_attribute_filters(request),
-        sort=chosen,
-        limit=limit + 1,
-        after=_position(codec, cursor, chosen) if cursor is not None else None,
+    cursor = parameters.cursor
+    found = await search_products(
+        components.ports,
+        ProductQuery(
+            text=text or None,
+            category=parameters.category,
+            min_price=parameters.min_price,
+            max_price=parameters.max_price,
+            in_stock=bool(parameters.in_stock),
+            attributes=_attribute_filters(query),
+            sort=chosen,
+            limit=parameters.limit + 1,
+            after=_position(codec, cursor, chosen) if cursor is not None else None,
+        ),
     )
-    found = await search_products(components.ports, query)
-    page, more = found[:limit], len(found) > limit
+    page, more = found[: parameters.limit], len(found) > parameters.limit
     next_cursor = None
     if more:
         last = page[-1]

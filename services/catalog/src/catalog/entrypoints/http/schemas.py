@@ -31,6 +31,7 @@ from pydantic import (
 from starlette.responses import Response
 
 from catalog.domain.categories import Category, CategoryNode
+from catalog.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_QUERY_LENGTH, Sort
 from catalog.domain.money import DisplayPrice, Money
 from catalog.domain.products import (
     MAX_ATTRIBUTE_NAME_LENGTH,
@@ -41,6 +42,7 @@ from catalog.domain.products import (
     Product,
 )
 from emporium_kit.currencies import KNOWN_CURRENCIES, is_known_currency
+from emporium_kit.fields import Line
 
 CURRENCY_CODES: Final = tuple(sorted(KNOWN_CURRENCIES))
 """Every ISO 4217 code with a minor unit (prices are integers of it)."""
@@ -323,6 +325,31 @@ class PricedProductOut(ProductOut):
 class ProductPage(BaseModel):
     items: list[ProductOut]
     next_cursor: str | None
+
+
+class ListingParameters(BaseModel):
+    """The listing's query parameters, all but ``attr.<name>`` (any number of names,
+    read from the query itself). The route and its fast read (``fast_reads``)
+    validate a query with this one model, so both accept and refuse the same."""
+
+    model_config = ConfigDict(frozen=True)
+
+    q: Annotated[Line | None, Field(min_length=1, max_length=MAX_QUERY_LENGTH)] = None
+    category: Annotated[
+        Line | None, Field(min_length=1, max_length=100, description="A category id or slug.")
+    ] = None
+    min_price: Annotated[int | None, Field(ge=0, le=MAX_AMOUNT)] = None
+    max_price: Annotated[int | None, Field(ge=0, le=MAX_AMOUNT)] = None
+    in_stock: Annotated[
+        bool | None, Field(description="true: only products with stock available.")
+    ] = None
+    sort: Sort | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
+    cursor: Annotated[str | None, Field(max_length=1024)] = None
+
+
+LISTING_PARAMETERS: Final = tuple(ListingParameters.model_fields)
+"""The names of :class:`ListingParameters`, as a query spells them."""
 
 
 # --- the hot read path: documents written straight to JSON ---
