@@ -33,10 +33,11 @@ def route_reads(monkeypatch: pytest.MonkeyPatch) -> list[uuid.UUID]:
     return read
 
 
+@pytest.mark.parametrize("query", ["", "?unknown=1", "?utm_source=mail&x"])
 async def test_a_plain_read_is_answered_without_the_route(
-    client: httpx.AsyncClient, product: dict[str, Any], route_reads: list[uuid.UUID]
+    client: httpx.AsyncClient, product: dict[str, Any], route_reads: list[uuid.UUID], query: str
 ) -> None:
-    response = await client.get(f"/api/v1/products/{product['id']}")
+    response = await client.get(f"/api/v1/products/{product['id']}{query}")
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -51,8 +52,8 @@ async def test_a_plain_read_is_answered_without_the_route(
     ("spelling", "query", "status"),
     [
         ("upper", "", 200),  # another spelling of the id
-        ("plain", "?currency=USD", 200),  # a query: the route's parameters
-        ("plain", "?unknown=1", 200),  # a parameter the route ignores
+        ("plain", "?currency=USD", 200),  # the route's parameter: a display price
+        ("plain", "?unknown=1&currency=EUR", 200),
     ],
 )
 async def test_every_other_read_goes_to_the_route(

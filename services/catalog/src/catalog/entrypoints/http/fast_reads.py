@@ -10,7 +10,8 @@ requests itself with the routes' own code: the product read's use case and
 document, and the listing's :func:`~catalog.entrypoints.http.routes.product_listing`
 after the routes' own parameter model (:class:`ListingParameters`) accepted the
 query. Everything else goes on to FastAPI unchanged: another method, a product
-read with any query (``?currency=``), an id that is not a UUID, an absent or
+read with ``?currency=`` (other parameters the route ignores, and so does the
+fast read), an id that is not a UUID, an absent or
 deleted product, a query the model refuses, and any error, so every 400, 404,
 422 and 503 stays exactly the route's own (the route does the work again: a 404
 costs two reads, ADR 0021).
@@ -40,6 +41,7 @@ LISTING = "/api/v1/products"
 PREFIX = LISTING + "/"
 TEMPLATE = PREFIX + "{product_id}"
 _UUID_LENGTH = 36  # the canonical 8-4-4-4-12 form; any other spelling goes to FastAPI
+_CURRENCY = "currency"  # the product read's parameter: a display price needs the route
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +103,10 @@ class CatalogueReads:
 
 
 def _plain_product_read(scope: Scope) -> UUID | None:
-    """The product id of a GET of ``/api/v1/products/<canonical uuid>`` with no query
-    string."""
-    if scope["query_string"]:
+    """The product id of a GET of ``/api/v1/products/<canonical uuid>`` without
+    ``currency``, the one parameter of the route (it ignores any other, as this does)."""
+    query_string = scope["query_string"]
+    if query_string and _CURRENCY in QueryParams(query_string):
         return None
     path: str = scope["path"]
     if not path.startswith(PREFIX) or len(path) != len(PREFIX) + _UUID_LENGTH:
