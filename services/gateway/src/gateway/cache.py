@@ -6,7 +6,10 @@ with one ``INCR`` (old entries are never read again and expire by TTL). A
 lookup reads the generation and the entry in one Lua call; the entry is then
 stored under the generation that was read *before* the upstream was asked, so a
 response fetched while an invalidation happened lands under a dead generation
-and is never served.
+and is never served. The lookups of one turn of the event loop are one Lua call
+(the generation and every entry they ask for, read at once), and the stores of
+one turn one pipeline of ``SET``s (:class:`~emporium_kit.batching.TickBatcher`,
+ADR 0018): a missed page no longer costs two Redis round trips of its own.
 
 Entries hold the status, a few response headers, a strong ``ETag`` (a hash of
 the body) and the body. Only 200 responses are stored.
@@ -33,6 +36,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
+from emporium_kit.batching import TickBatcher
 from emporium_kit.middleware import first_header
 from gateway.authentication import Authentication
 from gateway.forwarding import Header, request_target, send_failure, with_rate_limit_headers
@@ -77,8 +81,15 @@ def varies_only_on_what_the_key_holds(vary: bytes | None) -> bool:
 
 _LOOKUP = """
 local generation = redis.call('GET', KEYS[1]) or '0'
-return {generation, redis.call('GET', ARGV[1] .. generation .. ARGV[2])}
+local found = {generation}
+for i = 2, #ARGV do
+  found[i] = redis.call('GET', ARGV[1] .. generation .. ARGV[i])
+end
+return found
 """
+"""The generation, then the entry of each suffix (``ARGV[2:]``) under it: ``false``
+for an absent entry, which Redis answers as a nil in its place (a Lua ``nil`` would
+end the array there)."""
 
 
 def cache_key_suffix(method: str, path: str, query_string: bytes) -> str:
@@ -163,6 +174,8 @@ class ResponseCache:
         self.ttl_seconds = ttl_seconds
         self.max_body_bytes = max_body_bytes
         self._lookup = redis.register_script(_LOOKUP)
+        self._lookups: TickBatcher[str, tuple[str, bytes | None]] = TickBatcher(self._lookup_batch)
+        self._stores: TickBatcher[tuple[str, bytes], None] = TickBatcher(self._store_batch)
         # The hot tier: this process's most recent pages, for a few seconds.
         # Every replica hears every catalogue event and empties its own tier
         # (see gateway.cache_invalidation); the epoch keeps a page fetched
@@ -182,19 +195,23 @@ class ResponseCache:
             return Lookup(hot[0], hot[1], self._epoch, local=True)
         epoch = self._epoch
         try:
-            generation, blob = await self._lookup(
-                keys=[self._generation_key], args=[self._entry_prefix, suffix]
-            )
+            generation, blob = await self._lookups(suffix)
         except (RedisError, OSError) as exc:
             self._guard.failed("cache", exc)
             REDIS_DEGRADED.labels("cache").inc()
             return Lookup(None, None)
         self._guard.succeeded()
-        generation_text = generation.decode() if isinstance(generation, bytes) else str(generation)
         entry = CachedResponse.load(blob) if blob else None
         if entry is not None:
-            self._keep_local(epoch, suffix, generation_text, entry)
-        return Lookup(generation_text, entry, epoch)
+            self._keep_local(epoch, suffix, generation, entry)
+        return Lookup(generation, entry, epoch)
+
+    async def _lookup_batch(self, suffixes: list[str]) -> list[tuple[str, bytes | None]]:
+        generation, *blobs = await self._lookup(
+            keys=[self._generation_key], args=[self._entry_prefix, *suffixes]
+        )
+        text = generation.decode() if isinstance(generation, bytes) else str(generation)
+        return [(text, blob or None) for blob in blobs]
 
     def _keep_local(self, epoch: int, suffix: str, generation: str, entry: CachedResponse) -> None:
         if self._local_enabled and epoch == self._epoch:
@@ -206,11 +223,16 @@ class ResponseCache:
             return
         self._keep_local(lookup.epoch, suffix, generation, response)
         try:
-            await self._redis.set(
-                f"{self._entry_prefix}{generation}{suffix}", response.dump(), ex=self.ttl_seconds
-            )
+            await self._stores((f"{self._entry_prefix}{generation}{suffix}", response.dump()))
         except (RedisError, OSError) as exc:
             self._guard.failed("cache", exc)
+
+    async def _store_batch(self, entries: list[tuple[str, bytes]]) -> list[None]:
+        pipeline = self._redis.pipeline(transaction=False)
+        for key, blob in entries:
+            pipeline.set(key, blob, ex=self.ttl_seconds)
+        await pipeline.execute()
+        return [None] * len(entries)
 
     def forget_local(self) -> None:
         """Empties this process's hot tier (every replica does so on each catalogue event)."""
