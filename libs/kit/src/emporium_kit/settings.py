@@ -159,6 +159,52 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+class JobsSettings(ServiceSettings):
+    """The settings of a service that runs jobs: its worker (``python -m
+    <service>.worker``), its scheduler (``python -m <service>.scheduler``) and the
+    app that enqueues. Read with the service's prefix, like the rest of its settings;
+    the service gives ``jobs_queue`` and ``worker_metrics_port`` their defaults (its
+    own queue, its own port)."""
+
+    jobs_queue: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The service's job queue (the app and the scheduler send, every "
+        "worker consumes).",
+    )
+    jobs_retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="Scale of a failed job's exponential backoff (full jitter)."
+    )
+    jobs_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait before a job's next attempt."
+    )
+    worker_concurrency: int = Field(
+        default=10, ge=1, le=1000, description="Jobs one worker process runs at once."
+    )
+    worker_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes the worker runs on the one job queue (up to one per "
+        "core); process i serves /metrics on worker_metrics_port + i.",
+    )
+    worker_metrics_port: int = Field(
+        ge=0, le=65535, description="Port of the worker's Prometheus /metrics (0: none)."
+    )
+    cleanup_interval_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="How often the scheduler runs the service's clean-ups (old outbox and "
+        "inbox rows among them).",
+    )
+    prune_messages_after_days: int = Field(
+        default=7,
+        ge=1,
+        description="Published outbox rows and processed inbox rows older than this are "
+        "deleted (an inbox row must outlive any redelivery of its message).",
+    )
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 

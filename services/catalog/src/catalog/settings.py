@@ -17,12 +17,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from emporium_kit.database import DatabaseSettings
-from emporium_kit.settings import ServiceSettings, secret_problem
+from emporium_kit.settings import JobsSettings, secret_problem
 
 DEV_CURSOR_SECRET = "dev-catalog-cursor-secret-change-me"  # noqa: S105 - refused in production
 
 
-class CatalogSettings(ServiceSettings):
+class CatalogSettings(JobsSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", env_file=".env", extra="ignore")
 
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
@@ -195,37 +195,20 @@ class CatalogSettings(ServiceSettings):
         description="Longest a product read waits for its conversion (Redis, or the first "
         "fetch); after it the read answers with fx_error.",
     )
-    # The worker (python -m catalog.worker) and scheduler (python -m catalog.scheduler).
+    # The worker (python -m catalog.worker) and scheduler (python -m catalog.scheduler):
+    # the rest of their settings are the kit's (JobsSettings).
     jobs_queue: str = Field(
         default="catalog.jobs",
         min_length=1,
         max_length=200,
         description="The catalogue's job queue (the scheduler sends, every worker consumes).",
     )
-    jobs_retry_base_seconds: float = Field(
-        default=1.0, gt=0, description="Scale of a failed job's exponential backoff."
-    )
-    jobs_retry_max_seconds: float = Field(
-        default=60.0, gt=0, description="Longest wait before a job's next attempt."
-    )
-    worker_concurrency: int = Field(
-        default=10, ge=1, le=1000, description="Jobs one worker process runs at once."
-    )
     worker_metrics_port: int = Field(
         default=9102,
         ge=0,
         le=65535,
-        description="Port of the worker's Prometheus /metrics (0: none).",
-    )
-    cleanup_interval_seconds: int = Field(
-        default=3600,
-        ge=1,
-        description="How often the scheduler runs the clean-up of old outbox and inbox rows.",
-    )
-    prune_messages_after_days: int = Field(
-        default=7,
-        ge=1,
-        description="Age past which published outbox and processed inbox rows are deleted.",
+        description="Port of the worker's Prometheus /metrics (0: none); process i of "
+        "CATALOG_WORKER_PROCESSES serves it on this port + i.",
     )
 
     def production_problems(self) -> list[str]:

@@ -15,8 +15,8 @@ from pydantic_settings import SettingsConfigDict
 from emporium_kit.database import DatabaseSettings
 from emporium_kit.email import SmtpSettings
 from emporium_kit.settings import (
+    JobsSettings,
     Networks,
-    ServiceSettings,
     https_url_problem,
     password_problem,
     secret_problem,
@@ -32,7 +32,7 @@ def _alias(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
-class UsersSettings(ServiceSettings):
+class UsersSettings(JobsSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_", env_file=".env", extra="ignore")
 
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
@@ -105,30 +105,19 @@ class UsersSettings(ServiceSettings):
     run_outbox_relay: bool = Field(
         default=True, description="Publish outbox events from this process."
     )
-    # --- the worker and the scheduler (python -m users.worker / users.scheduler) ---
+    # --- the worker and the scheduler (python -m users.worker / users.scheduler); the rest
+    # of their settings are the kit's (JobsSettings) ---
     jobs_queue: str = Field(
         default="users.jobs",
         min_length=1,
         max_length=200,
         description="The users job queue, shared by the app (which enqueues) and every worker.",
     )
-    jobs_retry_base_seconds: float = Field(
-        default=1.0,
-        gt=0,
-        description="Scale of a failed job's exponential backoff (full jitter).",
-    )
-    jobs_retry_max_seconds: float = Field(
-        default=60.0, gt=0, description="Longest wait before a job's next attempt."
-    )
     worker_concurrency: int = Field(
-        default=50, ge=1, le=1000, description="Jobs one worker process runs at once."
-    )
-    worker_processes: int = Field(
-        default=1,
+        default=50,
         ge=1,
-        le=64,
-        description="Worker processes python -m users.worker runs (one queue, any number "
-        "of consumers: up to one per core).",
+        le=1000,
+        description="Jobs one worker process runs at once (an email job waits on SMTP).",
     )
     worker_metrics_port: int = Field(
         default=9101,
@@ -142,12 +131,6 @@ class UsersSettings(ServiceSettings):
         ge=1,
         description="How often the scheduler runs the clean-ups (expired sessions and reset "
         "tokens; old outbox and inbox rows).",
-    )
-    prune_messages_after_days: int = Field(
-        default=7,
-        ge=1,
-        description="Published outbox rows and processed inbox rows older than this are "
-        "deleted (an inbox row must outlive any redelivery of its message).",
     )
 
     def production_problems(self) -> list[str]:

@@ -12,6 +12,7 @@ def main() -> int:
 
     return run_worker(
         "catalog.worker:broker",
+        processes=settings.worker_processes,
         max_concurrent_jobs=settings.worker_concurrency,
         log_level=settings.log_level,
     )

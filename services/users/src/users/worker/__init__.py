@@ -10,21 +10,17 @@ build a worker of their own from their settings with :func:`build_worker`.
 
 from __future__ import annotations
 
-import multiprocessing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from taskiq import TaskiqEvents, TaskiqScheduler, TaskiqState
 from taskiq_aio_pika import AioPikaBroker
 
 from emporium_kit.database import create_engine, create_session_factory
-from emporium_kit.jobs import create_job_broker, create_scheduler
-from emporium_kit.logging import configure_logging
+from emporium_kit.jobs import WorkerParts, create_worker_broker, observe_worker_process
 from emporium_kit.settings import load_settings
-from emporium_kit.tracing import configure_tracing
 from users.adapters.signing_keys import load_signing_key
 from users.main import build_ports
 from users.settings import UsersSettings
@@ -40,51 +36,18 @@ class UsersWorker:
     jobs: UsersJobs
 
 
-@dataclass(slots=True)
-class _Running:
-    """The jobs' parts while the broker runs."""
-
-    components: WorkerComponents | None = field(default=None)
-
-    def get(self) -> WorkerComponents:
-        if self.components is None:
-            raise RuntimeError("the users worker has not started")
-        return self.components
-
-
-def worker_process_index() -> int:
-    """Which of taskiq's worker processes this is (it names them ``worker-<i>``); 0 outside."""
-    name = multiprocessing.current_process().name
-    prefix, _, index = name.rpartition("-")
-    return int(index) if prefix == "worker" and index.isdigit() else 0
-
-
 def build_worker(settings: UsersSettings, *, process: bool = False) -> UsersWorker:
     """The broker with every users job declared, and the scheduler that sends the periodic
     ones. ``process`` (the worker process) also configures logging, tracing and metrics."""
-    broker = create_job_broker(
-        "users",
-        settings.amqp_url,
-        prefetch=settings.worker_concurrency,
-        base_delay=settings.jobs_retry_base_seconds,
-        max_delay=settings.jobs_retry_max_seconds,
-        dead_letters_queue=settings.dead_letters_queue,
-        queue=settings.jobs_queue,
-    )
-    scheduler = create_scheduler(broker, settings.redis_url, key_prefix=f"{settings.jobs_queue}:")
-    running = _Running()
+    broker, scheduler = create_worker_broker("users", settings)
+    running: WorkerParts[WorkerComponents] = WorkerParts("users")
     jobs = declare_jobs(broker, running.get, cleanup_every=settings.cleanup_interval_seconds)
     redis_clients: list[Redis] = []
 
     @broker.on_event(TaskiqEvents.WORKER_STARTUP)
     async def start(_: TaskiqState) -> None:
         if process:
-            configure_logging("users-worker", level=settings.log_level, json=settings.log_json)
-            configure_tracing("users-worker")
-            if settings.worker_metrics_port:
-                start_http_server(
-                    settings.worker_metrics_port + worker_process_index(), addr=settings.host
-                )
+            observe_worker_process("users-worker", settings, host=settings.host)
         # The pool stays USERS_DB_POOL_SIZE (+ overflow): a job holds its connection
         # while SMTP answers, so more concurrent jobs than connections wait for one,
         # but a pool per concurrent job would take half of PostgreSQL's default
@@ -96,17 +59,19 @@ def build_worker(settings: UsersSettings, *, process: bool = False) -> UsersWork
             settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
             settings.jwt_private_key_file,
         )
-        running.components = WorkerComponents(
-            ports=build_ports(settings, engine=engine, redis=redis, key=key),
-            engine=engine,
-            sessions=create_session_factory(engine),
-            prune_after=timedelta(days=settings.prune_messages_after_days),
+        running.start(
+            WorkerComponents(
+                ports=build_ports(settings, engine=engine, redis=redis, key=key),
+                engine=engine,
+                sessions=create_session_factory(engine),
+                prune_after=timedelta(days=settings.prune_messages_after_days),
+            )
         )
         log.info("users_worker_started", jobs=sorted(broker.get_all_tasks()))
 
     @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
     async def stop(_: TaskiqState) -> None:
-        components, running.components = running.components, None
+        components = running.stop()
         if components is not None:
             await components.ports.emails.aclose()
             await components.engine.dispose()
