@@ -11,6 +11,10 @@ bench's catalogue cases (one process on core 1, relay off, the bench database);
 wrk drives each case from core 0 for one warm-up second, then ``--seconds``.
 A case is ``listing``, ``product``, ``q``, ``typo``, ``filter`` or ``deep``,
 optionally ``:connections`` (default 64 for the reads, 16 for the searches).
+``listing-missed`` and ``product-missed`` are the two reads through the gateway
+(two workers on cores 0 and 1, as in the bench) with its cache missed on every
+request (each carries a query parameter of its own, as the bench's (d) and (g)
+rows): their rows add the gateway's CPU per request, all its processes summed.
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ from bench.catalogue.cases import (
     page,
     products_url,
     start_catalog,
+    start_gateway,
+    wrk_uncached,
 )
 from bench.catalogue.database import bench_products, connect, prepare
 from bench.load import Request, wrk
-from bench.servers import ServerError
+from bench.rss import descendants
+from bench.servers import Server, ServerError
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-CASES = ("listing", "product", *(shape.key for shape in SHAPES), "deep")
-READS = ("listing", "product")
+MISSED = ("listing-missed", "product-missed")
+CASES = ("listing", "product", *(shape.key for shape in SHAPES), "deep", *MISSED)
+READS = ("listing", "product", *MISSED)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -72,18 +80,25 @@ def case_urls(base: str) -> dict[str, str]:
     }
 
 
+def gateway_processes(gateway: Server) -> list[int]:
+    """The gateway's supervisor and its uvicorn workers."""
+    return [gateway.pid, *descendants(gateway.pid)]
+
+
 def run(cases: Sequence[str], seconds: int) -> list[str]:
     env = catalogue_environment()
     prepared = prepare(env, bench_products())
     lines = [
         "| case | conn. | req/s | p50 | p95 | catalog CPU per request | PostgreSQL CPU per "
-        "request | catalog's share of a core | load (1 min) | not 2xx or failed |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "request | gateway CPU per request | catalog's share of a core | load (1 min) "
+        "| not 2xx or failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     with ExitStack() as stack:
         catalog = start_catalog(stack, env, prepared.url)
         catalog.settle()
         urls = case_urls(catalog.url)
+        gateway: Server | None = None
         for case in cases:
             name, _, given = case.partition(":")
             connections = int(given) if given else (64 if name in READS else 16)
@@ -91,20 +106,33 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
                 urls["deep"] = products_url(
                     catalog.url, {"cursor": deep_cursor(catalog, DEEP_POSITION)}
                 )
-            request = Request(urls[name])
-            wrk(request, connections=connections, seconds=1)  # warm-up
+            if name in MISSED:
+                if gateway is None:
+                    gateway = start_gateway(stack, env, catalog)
+                direct = urls[name.removesuffix("-missed")]
+                request = Request(gateway.url + direct.removeprefix(catalog.url))
+                load_once = wrk_uncached
+            else:
+                request = Request(urls[name])
+                load_once = wrk
+            load_once(request, connections=connections, seconds=1)  # warm-up
             backends = asyncio.run(catalog_backends(prepared.url))
+            gateway_pids = gateway_processes(gateway) if name in MISSED and gateway else []
             load = os.getloadavg()[0]
             catalog_before = cpu_seconds(catalog.pid)
             pg_before = sum(cpu_seconds(pid) for pid in backends)
-            result = wrk(request, connections=connections, seconds=seconds)
+            gateway_before = sum(cpu_seconds(pid) for pid in gateway_pids)
+            result = load_once(request, connections=connections, seconds=seconds)
             catalog_cpu = cpu_seconds(catalog.pid) - catalog_before
             pg_cpu = sum(cpu_seconds(pid) for pid in backends) - pg_before
+            gateway_cpu = sum(cpu_seconds(pid) for pid in gateway_pids) - gateway_before
             n = max(result.requests, 1)
+            gateway_cell = f"{1000 * gateway_cpu / n:.2f} ms" if gateway_pids else "n/a"
             lines.append(
                 f"| {name} | {connections} | {result.rps:,.0f} | {result.p50_us / 1000:.1f} ms "
                 f"| {result.p95_us / 1000:.1f} ms | {1000 * catalog_cpu / n:.2f} ms "
-                f"| {1000 * pg_cpu / n:.2f} ms | {catalog_cpu / seconds:.2f} | {load:.1f} "
+                f"| {1000 * pg_cpu / n:.2f} ms | {gateway_cell} "
+                f"| {catalog_cpu / seconds:.2f} | {load:.1f} "
                 # An error answers cheaply or dearly: a case with failures measures them.
                 f"| {result.non_2xx + result.socket_errors + result.timeouts:,} |"
             )

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.catalogue.profile catalog-listing
     .venv/bin/python -m bench.catalogue.profile catalog-product --seconds 10 --native
+    .venv/bin/python -m bench.catalogue.profile gateway-product-missed
 
 The catalog runs as in the bench's catalogue cases (one uvicorn process on
 core 1, the bench database ``emporium_catalog_bench_<size>``, relay off), wrk
@@ -9,7 +10,9 @@ drives the case from core 0, and after ``BENCH_WARMUP`` seconds of load
 ``py-spy record --gil`` samples the catalog (``bench.profiling``, as ``python
 -m bench --profile`` does for the gateway and users). Prints the summary tables
 (own and total time, own time by package) as markdown; the raw stacks are kept
-under ``var/bench-profiles/``.
+under ``var/bench-profiles/``. The ``gateway-*-missed`` cases sample the gateway's
+workers instead (two, on cores 0 and 1, as in the bench's (d) and (g) rows),
+with the catalog behind them and the gateway's cache missed on every request.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from bench.catalogue.cases import (
     page,
     products_url,
     start_catalog,
+    start_gateway,
+    wrk_uncached,
 )
 from bench.catalogue.database import bench_products, prepare
 from bench.load import Plan, Request, Run, wrk
-from bench.run import GATEWAY_CONNECTIONS, ROOT, expect_ok
+from bench.run import GATEWAY_CONNECTIONS, ROOT, expect_ok, worker_pids
 from bench.servers import Server, ServerError
 
 
@@ -50,10 +55,18 @@ CASES = {
     "catalog-product": CatalogCase("(f) `GET /api/v1/products/{id}` directly", GATEWAY_CONNECTIONS),
     **{f"catalog-{shape.key}": CatalogCase(shape.what, SEARCH_CONNECTIONS) for shape in SHAPES},
     "catalog-deep": CatalogCase("deep page through its cursor", SEARCH_CONNECTIONS),
+    "gateway-listing-missed": CatalogCase(
+        "(d) `GET /api/v1/products` through the gateway, cache missed", GATEWAY_CONNECTIONS
+    ),
+    "gateway-product-missed": CatalogCase(
+        "(g) `GET /api/v1/products/{id}` through the gateway, cache missed", GATEWAY_CONNECTIONS
+    ),
 }
 
 
 def case_url(name: str, catalog: Server) -> str:
+    if name.startswith("gateway-"):
+        return case_url(f"catalog-{name.split('-')[1]}", catalog)
     if name == "catalog-listing":
         return products_url(catalog.url)
     if name == "catalog-product":
@@ -79,17 +92,24 @@ def run_profile(name: str, plan: Plan, *, seconds: int, native: bool, top: int) 
         catalog = start_catalog(stack, env, prepared.url)
         catalog.settle()
         request = Request(case_url(name, catalog))
+        pids = [catalog.pid]
+        load_once = wrk
+        if name.startswith("gateway-"):
+            gateway = start_gateway(stack, env, catalog)
+            request = Request(gateway.url + request.url.removeprefix(catalog.url))
+            pids = worker_pids(gateway)
+            load_once = wrk_uncached
         expect_ok(request)
         load = threading.Thread(
             target=lambda: runs.append(
-                wrk(request, connections=case.connections, seconds=load_seconds)
+                load_once(request, connections=case.connections, seconds=load_seconds)
             ),
             daemon=True,
         )
         load.start()
         time.sleep(plan.warmup_seconds)
         stem = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        files = profiling.record([catalog.pid], seconds=seconds, stem=stem, native=native)
+        files = profiling.record(pids, seconds=seconds, stem=stem, native=native)
         load.join(timeout=load_seconds + 90)
     summary = profiling.summarize(files)
     load_line = "wrk printed no result"
@@ -99,11 +119,13 @@ def run_profile(name: str, plan: Plan, *, seconds: int, native: bool, top: int) 
             f"wrk: {runs[0].requests:,} requests ({runs[0].rps:,.0f}/s under py-spy), "
             f"{failed} not 2xx or failed"
         )
+    sampled = "the gateway's workers" if name.startswith("gateway-") else "the catalog"
     saved = ", ".join(f"`{f.relative_to(ROOT)}`" for f in files)
     return (
         f"### Profile `{name}`: {case.what}\n\n"
         f"py-spy {'--native ' if native else ''}--gil at {profiling.RATE_HZ} Hz for {seconds} s "
-        f"on the catalog (one process on core 1, {prepared.products:,} products), after "
+        f"on {sampled} "
+        f"(the catalog one process on core 1, {prepared.products:,} products), after "
         f"{plan.warmup_seconds} s of load; {case.connections} connections; {load_line} "
         f"(rates under py-spy are not throughput figures). Raw stacks: {saved}.\n\n"
         + profiling.tables(summary, top=top)
