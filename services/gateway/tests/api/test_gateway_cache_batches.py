@@ -53,7 +53,7 @@ class _Counted:
 async def test_the_lookups_and_stores_of_one_turn_are_one_redis_call_each(
     cache: ResponseCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lookups = _Counted(cache._lookup)  # noqa: SLF001 - the one Redis call of a lookup batch
+    lookups = _Counted(cache._lookup)  # the one Redis call of a lookup batch
     monkeypatch.setattr(cache, "_lookup", lookups)
     suffixes = [f":GET /api/v1/products?page={n}" for n in range(12)]
 
@@ -62,14 +62,14 @@ async def test_the_lookups_and_stores_of_one_turn_are_one_redis_call_each(
     assert all(found.entry is None and found.generation == "0" for found in missed)
 
     executed = 0
-    pipeline = cache._redis.pipeline  # noqa: SLF001
+    pipeline = cache._redis.pipeline
 
     def counted_pipeline(*args: Any, **kwargs: Any) -> Any:
         nonlocal executed
         executed += 1
         return pipeline(*args, **kwargs)
 
-    monkeypatch.setattr(cache._redis, "pipeline", counted_pipeline)  # noqa: SLF001
+    monkeypatch.setattr(cache._redis, "pipeline", counted_pipeline)
     stored = range(0, 12, 2)  # every other page
     await asyncio.gather(*(cache.store(missed[n], suffixes[n], _page(n)) for n in stored))
     assert executed == 1
