@@ -277,7 +277,27 @@ async def test_unknown_route_is_404_and_wrong_method_405_with_allow(
     assert missing.headers["content-type"] == "application/problem+json"
     wrong = await client.delete("/widgets")
     assert wrong.status_code == 405
-    assert wrong.headers["allow"] == "GET"
+    assert wrong.headers["allow"] == "GET, HEAD"  # HEAD is answered as GET
+
+
+async def test_head_is_answered_as_get_without_content(client: httpx.AsyncClient) -> None:
+    got = await client.get("/widgets?limit=7")
+    head = await client.head("/widgets?limit=7")
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"] != "0"
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["x-request-id"]
+    refused = await client.head("/widgets?limit=0")  # the GET's validation, the GET's 422
+    assert refused.status_code == 422
+    assert refused.content == b""
+    assert (await client.head("/widgets/7")).status_code == 405  # a POST-only route
+    text = (await client.get("/metrics")).text
+    assert (
+        'http_requests_total{method="HEAD",route="/widgets",service="kit-test",status="200"}'
+        in (text)
+    )
 
 
 async def test_ready_is_200_when_every_dependency_answers(client: httpx.AsyncClient) -> None:

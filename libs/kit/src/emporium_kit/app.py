@@ -14,7 +14,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emporium_kit.health import HealthCheck, health_router
 from emporium_kit.metrics import MetricsMiddleware, metrics_router
-from emporium_kit.middleware import BodyGuardMiddleware, RequestContextMiddleware
+from emporium_kit.middleware import (
+    BodyGuardMiddleware,
+    HeadAsGetMiddleware,
+    RequestContextMiddleware,
+)
 from emporium_kit.problems import (
     PROBLEM_JSON_SCHEMA,
     ErrorStatusMap,
@@ -98,12 +102,14 @@ def kit_middleware(
 ) -> list[Middleware]:
     """The kit's request path, outermost first: request context (request id,
     security headers, access log, last-resort 500 problem), the service's edge
-    middleware, metrics, the body guard (413, 415), the service's inner middleware."""
+    middleware, metrics, the body guard (413, 415), HEAD as GET without content, the
+    service's inner middleware."""
     return [
         Middleware(RequestContextMiddleware),
         *edge_middleware,
         Middleware(MetricsMiddleware, service=service),
         Middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes),
+        Middleware(HeadAsGetMiddleware),
         *inner_middleware,
     ]
 

@@ -226,3 +226,37 @@ class BodyGuardMiddleware:
             detail=f"Request bodies are limited to {self.max_body_bytes} bytes.",
             headers={"Connection": "close"},
         )(scope, receive, send)
+
+
+class HeadAsGetMiddleware:
+    """Answers ``HEAD`` as the ``GET`` of the same target, without its content.
+
+    RFC 9110 (9.3.2): HEAD is GET without content, and every general-purpose
+    server must support both. FastAPI's routes and the gateway's route table
+    name GET only, so a HEAD used to be a 405 everywhere. Inside this
+    middleware the request is a GET (the same routes, fast paths, permissions,
+    rate limits and cache); outside it, it stays a HEAD (access log, metrics,
+    and the server, which sends no content for a HEAD), and the answer keeps
+    every header the GET's has, ``Content-Length`` included, with its content
+    dropped. What the inner app leaves in its scope (the matched route, for the
+    metrics) is copied back.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_content(message: Message) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}
+            await send(message)
+
+        inner = {**scope, "method": "GET"}
+        try:
+            await self.app(inner, receive, without_content)
+        finally:
+            scope.update((key, value) for key, value in inner.items() if key != "method")

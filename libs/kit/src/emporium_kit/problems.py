@@ -166,7 +166,7 @@ def install_problem_handlers(
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(exc.status_code, detail=detail, headers=exc.headers)
+        return problem_response(exc.status_code, detail=detail, headers=_with_head(exc.headers))
 
     async def on_problem(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
@@ -207,3 +207,14 @@ def _domain_handler(status: int) -> Any:
         return problem_response(status, code=code, detail=str(exc), headers=headers)
 
     return handler
+
+
+def _with_head(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """A 405's ``Allow`` names HEAD wherever it names GET: the kit answers HEAD as GET
+    (``HeadAsGetMiddleware``), though routes declare GET alone."""
+    if not headers or "Allow" not in headers:
+        return headers
+    methods = {method.strip() for method in headers["Allow"].split(",") if method.strip()}
+    if "GET" not in methods or "HEAD" in methods:
+        return headers
+    return {**headers, "Allow": ", ".join(sorted(methods | {"HEAD"}))}

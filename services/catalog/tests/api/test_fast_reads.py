@@ -234,3 +234,24 @@ async def test_an_error_of_the_fast_listing_is_left_to_the_route(
     assert response.status_code == 200
     assert len(response.json()["items"]) == len(listed)
     assert len(route_listings) == 1
+
+
+async def test_a_head_is_answered_by_the_fast_reads_as_their_get_without_content(
+    client: httpx.AsyncClient,
+    product: dict[str, Any],
+    route_reads: list[uuid.UUID],
+    route_listings: list[str],
+) -> None:
+    for path in (f"/api/v1/products/{product['id']}", "/api/v1/products"):
+        got = await client.get(path)
+        head = await client.head(path)
+
+        assert head.status_code == 200
+        assert head.content == b""
+        assert head.headers["content-length"] == got.headers["content-length"] != "0"
+        assert head.headers["content-type"] == "application/json"
+    assert route_reads == []
+    assert route_listings == []
+    metrics = (await client.get("/metrics")).text
+    assert 'method="HEAD",route="/api/v1/products/{product_id}",service="catalog"' in metrics
+    assert 'method="HEAD",route="/api/v1/products",service="catalog"' in metrics

@@ -75,7 +75,11 @@ class Route:
 
     @property
     def allow_header(self) -> str:
-        return ", ".join(sorted(self.access))
+        """The route's methods, and HEAD wherever GET is (the kit answers it as GET)."""
+        methods = set(self.access)
+        if "GET" in methods:
+            methods.add("HEAD")
+        return ", ".join(sorted(methods))
 
     @property
     def literal_count(self) -> int:

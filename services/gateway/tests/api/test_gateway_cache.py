@@ -30,6 +30,23 @@ async def test_anonymous_catalogue_get_is_a_miss_then_a_hit(
     assert upstream.received[0].header("accept-encoding") == "identity"
 
 
+async def test_a_head_of_a_cached_page_is_its_headers_from_the_cache(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    missed = await gateway.client.head("/api/v1/products?limit=3")
+    got = await gateway.client.get("/api/v1/products?limit=3")
+    hit = await gateway.client.head("/api/v1/products?limit=3")
+
+    assert missed.status_code == hit.status_code == 200
+    assert missed.content == hit.content == b""
+    assert missed.headers["x-cache"] == "MISS"
+    assert got.headers["x-cache"] == hit.headers["x-cache"] == "HIT"
+    assert hit.headers["etag"] == got.headers["etag"]
+    assert hit.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert len(upstream.received) == 1
+    assert upstream.received[0].method == "GET"
+
+
 async def test_different_queries_are_cached_separately(
     gateway: Gateway, upstream: TestUpstream
 ) -> None:

@@ -135,8 +135,24 @@ async def test_known_path_with_other_method_is_405_with_allow(
     response = await gateway.client.delete("/api/v1/users/me")
 
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, PATCH"
+    assert response.headers["allow"] == "GET, HEAD, PATCH"
     assert upstream.received == []
+
+
+async def test_head_is_the_get_without_content_with_the_gets_access_rule(
+    gateway: Gateway, upstream: TestUpstream, tokens: Tokens
+) -> None:
+    anonymous = await gateway.client.head("/api/v1/users/me")
+    head = await gateway.client.head("/api/v1/users/me", headers=tokens.bearer())
+    got = await gateway.client.get("/api/v1/users/me", headers=tokens.bearer())
+
+    assert anonymous.status_code == 401  # GET's rule: a user
+    assert anonymous.content == b""
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"] != "0"
+    assert "ratelimit-remaining" in head.headers
+    assert [request.method for request in upstream.received] == ["GET", "GET"]
 
 
 async def test_hop_by_hop_and_internal_headers_from_client_are_stripped(

@@ -44,7 +44,7 @@ def test_every_contract_route_has_a_service_and_methods() -> None:
 
 def test_allow_header_lists_methods_sorted() -> None:
     route = Route("/x", "users", {"PATCH": USER, "GET": USER})
-    assert route.allow_header == "GET, PATCH"
+    assert route.allow_header == "GET, HEAD, PATCH"
 
 
 @pytest.mark.parametrize(
