@@ -773,6 +773,9 @@ async def seed_catalog(
         # table for every entry until autovacuum came by.
         await conn.execute("VACUUM (ANALYZE) categories")
         await conn.execute("VACUUM (ANALYZE) products")
+        # The vocabulary the load's trigger filled: without statistics the planner
+        # takes the typo lookup's table for empty (it was, when it was last looked at).
+        await conn.execute("VACUUM (ANALYZE) search_words")
         report.pages_all_visible = float(
             await conn.fetchval(
                 "SELECT relallvisible::float8 / greatest(relpages, 1) FROM pg_class "
