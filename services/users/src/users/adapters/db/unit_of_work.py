@@ -7,7 +7,6 @@ from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from emporium_kit.context import current_request_id
 from emporium_kit.database import create_session_factory
 from emporium_kit.messaging.outbox import OutboxWrite, add_event, add_job, event_write, job_write
 from users.adapters.db.repositories import (
@@ -42,9 +41,8 @@ class _OnSession(_Repositories):
         self._open_repositories(session)
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
-        request_id = current_request_id()
-        headers = {"x-request-id": request_id} if request_id else {}
-        await add_event(self._session, outbox, routing_key, payload, headers=headers)
+        # add_event stores the request id and trace context of the current request.
+        await add_event(self._session, outbox, routing_key, payload)
 
     async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
         await add_job(self._session, outbox, self._jobs_queue, kind, **kwargs)
@@ -77,9 +75,7 @@ class SqlUnitOfWork(_OnSession):
         return self
 
     async def add_event(self, routing_key: str, payload: dict[str, Any]) -> None:
-        request_id = current_request_id()
-        headers = {"x-request-id": request_id} if request_id else {}
-        self._outbox_writes.append(event_write(outbox, routing_key, payload, headers=headers))
+        self._outbox_writes.append(event_write(outbox, routing_key, payload))
 
     async def add_job(self, kind: JobKind, **kwargs: Any) -> None:
         self._outbox_writes.append(job_write(outbox, self._jobs_queue, kind, **kwargs))
