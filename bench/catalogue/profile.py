@@ -82,7 +82,9 @@ def case_url(name: str, catalog: Server) -> str:
     return products_url(catalog.url, shape.params)
 
 
-def run_profile(name: str, plan: Plan, *, seconds: int, native: bool, top: int) -> str:
+def run_profile(
+    name: str, plan: Plan, *, seconds: int, native: bool, top: int, sample: str = "gateway"
+) -> str:
     case = CASES[name]
     env = catalogue_environment()
     prepared = prepare(env, bench_products())
@@ -97,7 +99,8 @@ def run_profile(name: str, plan: Plan, *, seconds: int, native: bool, top: int) 
         if name.startswith("gateway-"):
             gateway = start_gateway(stack, env, catalog)
             request = Request(gateway.url + request.url.removeprefix(catalog.url))
-            pids = worker_pids(gateway)
+            if sample == "gateway":
+                pids = worker_pids(gateway)
             load_once = wrk_uncached
         expect_ok(request)
         load = threading.Thread(
@@ -119,7 +122,8 @@ def run_profile(name: str, plan: Plan, *, seconds: int, native: bool, top: int) 
             f"wrk: {runs[0].requests:,} requests ({runs[0].rps:,.0f}/s under py-spy), "
             f"{failed} not 2xx or failed"
         )
-    sampled = "the gateway's workers" if name.startswith("gateway-") else "the catalog"
+    through = name.startswith("gateway-")
+    sampled = "the gateway's workers" if through and sample == "gateway" else "the catalog"
     saved = ", ".join(f"`{f.relative_to(ROOT)}`" for f in files)
     return (
         f"### Profile `{name}`: {case.what}\n\n"
@@ -141,6 +145,12 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=10, help="seconds py-spy samples")
     parser.add_argument("--native", action="store_true", help="py-spy --native")
     parser.add_argument("--top", type=int, default=15, help="functions per table")
+    parser.add_argument(
+        "--sample",
+        choices=("gateway", "catalog"),
+        default="gateway",
+        help="whose processes a gateway-* case samples (default: the gateway's workers)",
+    )
     return parser.parse_args(argv)
 
 
@@ -154,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seconds=args.seconds,
                 native=args.native,
                 top=args.top,
+                sample=args.sample,
             )
         )
     except ServerError as exc:
