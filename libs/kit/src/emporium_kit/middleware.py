@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterable
 
 import structlog
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -151,6 +150,24 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, detail=f"Request bodies are limited to {limit} bytes.")
 
 
+def _body_headers(scope: Scope) -> tuple[str | None, bool, str | None]:
+    """``Content-Length`` (the first), whether ``Transfer-Encoding`` is there, and
+    ``Content-Type`` (the first): one pass over the raw header lines, as
+    ``starlette.datastructures.Headers`` reads them (names are lowercase in ASGI)."""
+    length: str | None = None
+    chunked = False
+    content_type: str | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if length is None:
+                length = value.decode("latin-1")
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+    return length, chunked, content_type
+
+
 class BodyGuardMiddleware:
     """Refuses oversized bodies (413) and non-JSON bodies (415) before any route runs.
 
@@ -169,8 +186,7 @@ class BodyGuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        length = headers.get("content-length")
+        length, chunked, content_type = _body_headers(scope)
         if length is not None:
             if not length.isdigit():
                 await problem_response(400, detail="Invalid Content-Length header.")(
@@ -180,8 +196,7 @@ class BodyGuardMiddleware:
             if int(length) > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
                 return
-        has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
-        content_type = headers.get("content-type")
+        has_body = (length is not None and int(length) > 0) or chunked
         if has_body and (content_type is None or not is_json_media_type(content_type)):
             await problem_response(
                 415,
