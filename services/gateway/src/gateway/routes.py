@@ -13,8 +13,9 @@ keeps out requests that cannot pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from starlette.responses import Response
 
@@ -144,15 +145,25 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+_MATCHES_KEPT = 4096
+
+
 class RouteTable:
     """Matches request paths to routes; literal segments beat parameters.
 
     Paths are split into segments once; the candidates are only the routes with
-    the same number of segments, so a lookup is a handful of tuple compares.
+    the same number of segments, so a lookup is a handful of tuple compares, and
+    the last :data:`_MATCHES_KEPT` paths' answers are kept (``match``).
     """
+
+    match: Callable[[str], Route | None]
+    """The route serving a path, or None."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = tuple(routes)
+        # The paths last asked for and their routes: the hot ones are few (a
+        # storefront's pages), and a client's made-up paths only evict each other.
+        self.match = lru_cache(maxsize=_MATCHES_KEPT)(self._match)
         by_length: dict[int, list[Route]] = {}
         for route in self.routes:
             by_length.setdefault(len(route.segments), []).append(route)
@@ -162,7 +173,7 @@ class RouteTable:
             for length, group in by_length.items()
         }
 
-    def match(self, path: str) -> Route | None:
+    def _match(self, path: str) -> Route | None:
         parts = path.strip("/").split("/") if path != "/" else [""]
         if path.endswith("/") and path != "/":
             return None  # no route ends with a slash; never guess
