@@ -146,6 +146,7 @@ ROUTES: tuple[Route, ...] = (
 
 
 _MATCHES_KEPT = 4096
+_KEPT_PATH_LENGTH = 256  # longer paths are matched every time: 4,096 kept stay about 1 MB
 
 
 class RouteTable:
@@ -153,17 +154,15 @@ class RouteTable:
 
     Paths are split into segments once; the candidates are only the routes with
     the same number of segments, so a lookup is a handful of tuple compares, and
-    the last :data:`_MATCHES_KEPT` paths' answers are kept (``match``).
+    the answers for the last :data:`_MATCHES_KEPT` paths (of at most
+    :data:`_KEPT_PATH_LENGTH` characters) are kept.
     """
-
-    match: Callable[[str], Route | None]
-    """The route serving a path, or None."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = tuple(routes)
         # The paths last asked for and their routes: the hot ones are few (a
         # storefront's pages), and a client's made-up paths only evict each other.
-        self.match = lru_cache(maxsize=_MATCHES_KEPT)(self._match)
+        self._kept: Callable[[str], Route | None] = lru_cache(maxsize=_MATCHES_KEPT)(self._match)
         by_length: dict[int, list[Route]] = {}
         for route in self.routes:
             by_length.setdefault(len(route.segments), []).append(route)
@@ -172,6 +171,12 @@ class RouteTable:
             length: tuple(sorted(group, key=lambda r: -r.literal_count))
             for length, group in by_length.items()
         }
+
+    def match(self, path: str) -> Route | None:
+        """The route serving ``path``, or None."""
+        if len(path) <= _KEPT_PATH_LENGTH:
+            return self._kept(path)
+        return self._match(path)
 
     def _match(self, path: str) -> Route | None:
         parts = path.strip("/").split("/") if path != "/" else [""]

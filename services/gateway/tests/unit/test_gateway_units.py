@@ -32,6 +32,19 @@ def test_unknown_paths_match_nothing(path: str) -> None:
     assert default_route_table().match(path) is None
 
 
+@pytest.mark.parametrize("length", [8, 2000])  # a path kept once matched, and one too long to keep
+def test_a_path_matches_the_same_route_every_time(length: int) -> None:
+    table = default_route_table()
+    path = "/api/v1/products/" + "7" * length
+
+    first, again = table.match(path), table.match(path)
+
+    assert first is not None
+    assert first.path == "/api/v1/products/{id}"
+    assert again is first
+    assert table.match(path + "/") is None
+
+
 def test_every_contract_route_has_a_service_and_methods() -> None:
     paths = {route.path for route in ROUTES}
 
