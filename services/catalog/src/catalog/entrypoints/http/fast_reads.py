@@ -105,15 +105,17 @@ class CatalogueReads:
 def _plain_product_read(scope: Scope) -> UUID | None:
     """The product id of a GET of ``/api/v1/products/<canonical uuid>`` without
     ``currency``, the one parameter of the route (it ignores any other, as this does)."""
-    query_string = scope["query_string"]
-    if query_string and _CURRENCY in QueryParams(query_string):
-        return None
     path: str = scope["path"]
     if not path.startswith(PREFIX) or len(path) != len(PREFIX) + _UUID_LENGTH:
-        return None
+        return None  # (checked first: every other GET passes through here)
     raw = path[len(PREFIX) :]
     try:
         product_id = UUID(raw)
     except ValueError:
         return None
-    return product_id if str(product_id) == raw else None
+    if str(product_id) != raw:
+        return None
+    query_string = scope["query_string"]
+    if query_string and _CURRENCY in QueryParams(query_string):
+        return None
+    return product_id
