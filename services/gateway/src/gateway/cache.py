@@ -6,10 +6,11 @@ with one ``INCR`` (old entries are never read again and expire by TTL). A
 lookup reads the generation and the entry in one Lua call; the entry is then
 stored under the generation that was read *before* the upstream was asked, so a
 response fetched while an invalidation happened lands under a dead generation
-and is never served. The lookups of one turn of the event loop are one Lua call
-(the generation and every entry they ask for, read at once), and the stores of
-one turn one pipeline of ``SET``s (:class:`~emporium_kit.batching.TickBatcher`,
-ADR 0018): a missed page no longer costs two Redis round trips of its own.
+and is never served. Lookups and stores go through the gateway's turn script
+(:mod:`gateway.redis_turn`, ADR 0024): a request's lookup is read in the same
+op as its rate limits, and every op of one turn of the event loop (limits,
+lookups, stores) is one Redis call. An anonymous read served from Redis makes
+one round trip; a missed page's store rides in a later turn's call.
 
 Entries hold the status, a few response headers, a strong ``ETag`` (a hash of
 the body) and the body. Only 200 responses are stored.
@@ -36,7 +37,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
-from emporium_kit.batching import TickBatcher
 from emporium_kit.middleware import first_header
 from gateway.authentication import Authentication
 from gateway.forwarding import Header, request_target, send_failure, with_rate_limit_headers
@@ -49,6 +49,7 @@ from gateway.proxy import (
     response_headers,
 )
 from gateway.redis_guard import RedisGuard
+from gateway.redis_turn import Counted, Limits, RedisTurn, Store
 from gateway.routes import Route
 
 # Response headers worth replaying from a cached entry; everything else
@@ -77,19 +78,6 @@ def varies_only_on_what_the_key_holds(vary: bytes | None) -> bool:
         return True
     names = {name.strip().lower() for name in vary.split(b",") if name.strip()}
     return names <= _VARY_ALLOWED
-
-
-_LOOKUP = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-local found = {generation}
-for i = 2, #ARGV do
-  found[i] = redis.call('GET', ARGV[1] .. generation .. ARGV[i])
-end
-return found
-"""
-"""The generation, then the entry of each suffix (``ARGV[2:]``) under it: ``false``
-for an absent entry, which Redis answers as a nil in its place (a Lua ``nil`` would
-end the array there)."""
 
 
 def cache_key_suffix(method: str, path: str, query_string: bytes) -> str:
@@ -146,6 +134,8 @@ class CachedResponse:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
+    suffix: str
+    """The entry's key after the generation: method, path and sorted query."""
     generation: str | None
     """None when Redis could not be asked: nothing may be stored then."""
     entry: CachedResponse | None
@@ -155,27 +145,34 @@ class Lookup:
     """The entry came from the in-process tier (no Redis round trip)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingLookup:
+    """A lookup that needs Redis: its entry is read with the request's rate limits
+    (:meth:`gateway.ratelimit.RateLimiter.check`), then :meth:`ResponseCache.finish`."""
+
+    suffix: str
+    epoch: int
+
+
 class ResponseCache:
     def __init__(
         self,
         redis: Redis,
+        turn: RedisTurn,
         redis_guard: RedisGuard,
         *,
-        key_prefix: str,
         ttl_seconds: int,
         max_body_bytes: int,
         local_entries: int = 1024,
         local_ttl_seconds: float = 5.0,
     ) -> None:
         self._redis = redis
+        self._turn = turn
         self._guard = redis_guard
-        self._generation_key = f"{key_prefix}cache-generation"
-        self._entry_prefix = f"{key_prefix}cache:"
+        self._generation_key = turn.generation_key
+        self._entry_prefix = turn.entry_prefix
         self.ttl_seconds = ttl_seconds
         self.max_body_bytes = max_body_bytes
-        self._lookup = redis.register_script(_LOOKUP)
-        self._lookups: TickBatcher[str, tuple[str, bytes | None]] = TickBatcher(self._lookup_batch)
-        self._stores: TickBatcher[tuple[str, bytes], None] = TickBatcher(self._store_batch)
         # The hot tier: this process's most recent pages, for a few seconds.
         # Every replica hears every catalogue event and empties its own tier
         # (see gateway.cache_invalidation); the epoch keeps a page fetched
@@ -186,53 +183,54 @@ class ResponseCache:
         self._local_enabled = local_entries > 0 and local_ttl_seconds > 0
         self._epoch = 0
 
-    async def lookup(self, suffix: str) -> Lookup:
+    def start(self, suffix: str) -> Lookup | PendingLookup:
+        """The lookup, when it needs no Redis call (the in-process tier has the page,
+        or Redis is believed down); else what :meth:`finish` completes."""
         if not self._guard.available:
             REDIS_DEGRADED.labels("cache").inc()
-            return Lookup(None, None)
+            return Lookup(suffix, None, None)
         hot = self._local.get(suffix) if self._local_enabled else None
         if hot is not None:
-            return Lookup(hot[0], hot[1], self._epoch, local=True)
-        epoch = self._epoch
+            return Lookup(suffix, hot[0], hot[1], self._epoch, local=True)
+        return PendingLookup(suffix, self._epoch)
+
+    def finish(self, pending: PendingLookup, counted: Counted | None) -> Lookup:
+        """The lookup from what the turn script read (None: Redis could not be asked)."""
+        if counted is None:
+            REDIS_DEGRADED.labels("cache").inc()
+            return Lookup(pending.suffix, None, None)
+        entry = CachedResponse.load(counted.entry) if counted.entry else None
+        if entry is not None:
+            self._keep_local(pending.epoch, pending.suffix, counted.generation, entry)
+        return Lookup(pending.suffix, counted.generation, entry, pending.epoch)
+
+    async def lookup(self, suffix: str) -> Lookup:
+        """A lookup on its own (no rate limit counted with it)."""
+        started = self.start(suffix)
+        if isinstance(started, Lookup):
+            return started
         try:
-            generation, blob = await self._lookups(suffix)
+            counted = await self._turn.count(Limits(keys=(), windows=(), entry_suffix=suffix))
         except (RedisError, OSError) as exc:
             self._guard.failed("cache", exc)
-            REDIS_DEGRADED.labels("cache").inc()
-            return Lookup(None, None)
+            return self.finish(started, None)
         self._guard.succeeded()
-        entry = CachedResponse.load(blob) if blob else None
-        if entry is not None:
-            self._keep_local(epoch, suffix, generation, entry)
-        return Lookup(generation, entry, epoch)
-
-    async def _lookup_batch(self, suffixes: list[str]) -> list[tuple[str, bytes | None]]:
-        generation, *blobs = await self._lookup(
-            keys=[self._generation_key], args=[self._entry_prefix, *suffixes]
-        )
-        text = generation.decode() if isinstance(generation, bytes) else str(generation)
-        return [(text, blob or None) for blob in blobs]
+        return self.finish(started, counted)
 
     def _keep_local(self, epoch: int, suffix: str, generation: str, entry: CachedResponse) -> None:
         if self._local_enabled and epoch == self._epoch:
             self._local[suffix] = (generation, entry)
 
-    async def store(self, lookup: Lookup, suffix: str, response: CachedResponse) -> None:
+    async def store(self, lookup: Lookup, response: CachedResponse) -> None:
         generation = lookup.generation
         if generation is None or not self._guard.available:
             return
-        self._keep_local(lookup.epoch, suffix, generation, response)
+        self._keep_local(lookup.epoch, lookup.suffix, generation, response)
+        key = f"{self._entry_prefix}{generation}{lookup.suffix}"
         try:
-            await self._stores((f"{self._entry_prefix}{generation}{suffix}", response.dump()))
+            await self._turn.store(Store(key, response.dump(), self.ttl_seconds))
         except (RedisError, OSError) as exc:
             self._guard.failed("cache", exc)
-
-    async def _store_batch(self, entries: list[tuple[str, bytes]]) -> list[None]:
-        pipeline = self._redis.pipeline(transaction=False)
-        for key, blob in entries:
-            pipeline.set(key, blob, ex=self.ttl_seconds)
-        await pipeline.execute()
-        return [None] * len(entries)
 
     def forget_local(self) -> None:
         """Empties this process's hot tier (every replica does so on each catalogue event)."""
@@ -272,6 +270,11 @@ class CachedPages:
         self._cache = cache
         self._cache_control = f"public, max-age={cache.ttl_seconds}".encode()
 
+    def start(self, scope: Scope) -> Lookup | PendingLookup:
+        """The request's lookup, or what the rate limiter reads with its limits
+        (``entry_suffix``) before :meth:`serve` completes it."""
+        return self._cache.start(cache_key_suffix("GET", scope["path"], scope["query_string"]))
+
     async def serve(
         self,
         upstream: Upstream,
@@ -279,16 +282,19 @@ class CachedPages:
         receive: Receive,
         send: Send,
         *,
+        started: Lookup | PendingLookup,
+        counted: Counted | None,
         headers: Callable[[], list[Header]],
         rate_limit_headers: list[Header],
     ) -> None:
-        """``headers``: builds the upstream request's headers, called only on a miss.
+        """``started``: what :meth:`start` gave; ``counted``: what the rate limiter's
+        call read for it (None when the limits were counted in process).
+        ``headers``: builds the upstream request's headers, called only on a miss.
         ``rate_limit_headers``: the gateway's ``RateLimit-*`` lines for this answer
         (written into a hit's start line directly; a miss relays them as every
         forwarded answer does, see :func:`~gateway.forwarding.with_rate_limit_headers`)."""
-        suffix = cache_key_suffix("GET", scope["path"], scope["query_string"])
         if_none_match = first_header(scope, b"if-none-match")
-        lookup = await self._cache.lookup(suffix)
+        lookup = started if isinstance(started, Lookup) else self._cache.finish(started, counted)
         if lookup.entry is not None:
             (_HITS_LOCAL if lookup.local else _HITS).inc()
             await self._send_entry(
@@ -321,8 +327,9 @@ class CachedPages:
             body=body,
             etag=strong_etag(body),
         )
-        await self._cache.store(lookup, suffix, entry)
+        # Answered first: the store rides in a later turn's Redis call.
         await self._send_entry(entry, b"MISS", if_none_match, send)
+        await self._cache.store(lookup, entry)
 
     async def _send_entry(
         self,

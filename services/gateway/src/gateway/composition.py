@@ -30,6 +30,7 @@ from gateway.openapi_merge import OpenApiCatalog
 from gateway.proxy import Upstream, UpstreamTimeouts, circuit_breakers
 from gateway.ratelimit import RateLimiter
 from gateway.redis_guard import RedisGuard
+from gateway.redis_turn import RedisTurn
 from gateway.routes import RouteTable, default_route_table
 from gateway.settings import GatewaySettings
 
@@ -77,15 +78,17 @@ def build_components(
         leeway_seconds=settings.token_leeway_seconds,
         min_refresh_interval=settings.jwks_min_refresh_seconds,
     )
+    # Every Redis call of the request path in one script call per event-loop turn.
+    turn = RedisTurn(redis, key_prefix=settings.redis_key_prefix)
     limiter = RateLimiter(
-        redis,
+        turn,
         redis_guard,
         key_prefix=settings.redis_key_prefix,
         anonymous=settings.rate_limit_anonymous,
         user=settings.rate_limit_user,
         auth=settings.rate_limit_auth,
     )
-    cache = response_cache(settings, redis, redis_guard)
+    cache = response_cache(settings, redis, turn, redis_guard)
     dispatcher = GatewayDispatcher(
         table=table,
         upstreams=upstreams,
@@ -161,11 +164,13 @@ def upstream_clients(
     }
 
 
-def response_cache(settings: GatewaySettings, redis: Redis, guard: RedisGuard) -> ResponseCache:
+def response_cache(
+    settings: GatewaySettings, redis: Redis, turn: RedisTurn, guard: RedisGuard
+) -> ResponseCache:
     return ResponseCache(
         redis,
+        turn,
         guard,
-        key_prefix=settings.redis_key_prefix,
         ttl_seconds=settings.cache_ttl_seconds,
         max_body_bytes=settings.cache_max_body_bytes,
         local_entries=settings.cache_local_entries,

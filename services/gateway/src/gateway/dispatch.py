@@ -8,8 +8,9 @@ dispatcher only calls them in turn:
    whenever one is sent; a token with an unknown kid counts as anonymous until
    step 3 lets it by;
 3. rate limit on that caller (:mod:`gateway.ratelimit`), so bad tokens still
-   spend the IP's budget; then, for an unknown kid only, authenticate again with
-   a JWKS refresh allowed;
+   spend the IP's budget, with an anonymous catalogue GET's cache entry read in
+   the same Redis call (:mod:`gateway.redis_turn`); then, for an unknown kid
+   only, authenticate again with a JWKS refresh allowed;
 4. authorise against the route's rule (:mod:`gateway.access`): 429, 401 / 403
    before any service is called;
 5. read and check the body (:mod:`gateway.body`; size and type were the kit's
@@ -31,7 +32,7 @@ from emporium_kit.tracing import name_server_span
 from gateway import access
 from gateway.authentication import Authenticator
 from gateway.body import ClientDisconnected, MalformedBody, read_forwarded_body
-from gateway.cache import CachedPages, is_cacheable
+from gateway.cache import CachedPages, PendingLookup, is_cacheable
 from gateway.forwarding import (
     believed_client_ip,
     forward,
@@ -88,8 +89,13 @@ class GatewayDispatcher:
         client_ip = believed_client_ip(self._client_ips, scope, headers)
         authorization = headers.get("authorization")
         caller = await self._authenticator.authenticate(authorization, may_fetch_keys=False)
+        # A page for anyone: its cached entry is read with the limits, in one round trip.
+        started = self._pages.start(scope) if is_cacheable(route, method, caller) else None
         decision = await self._limiter.check(
-            principal=caller.principal, client_ip=client_ip, auth_route=route.auth_rate_limited
+            principal=caller.principal,
+            client_ip=client_ip,
+            auth_route=route.auth_rate_limited,
+            entry_suffix=started.suffix if isinstance(started, PendingLookup) else None,
         )
         if caller.unknown_key and decision.allowed:
             # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
@@ -109,13 +115,15 @@ class GatewayDispatcher:
             return
 
         upstream = self._upstreams[route.service]
-        if is_cacheable(route, method, caller):
+        if started is not None:
             # The upstream's headers are built only on a miss (a hit asks no one).
             await self._pages.serve(
                 upstream,
                 scope,
                 receive,
                 send,
+                started=started,
+                counted=decision.counted,
                 headers=lambda: upstream_headers(scope, None, client_ip=client_ip, cacheable=True),
                 rate_limit_headers=rate_limit_headers,
             )

@@ -180,24 +180,26 @@ async def test_every_limit_of_a_request_is_one_script_call_matching_the_library(
     from redis.asyncio import Redis
 
     from gateway.ratelimit import RedisMovingWindow
+    from gateway.redis_turn import RedisTurn
 
     redis = Redis.from_url(REDIS_URL)
     try:
-        window = RedisMovingWindow(redis, key_prefix=f"probe-{uuid.uuid4().hex}:")
+        prefix = f"probe-{uuid.uuid4().hex}:"
+        window = RedisMovingWindow(RedisTurn(redis, key_prefix=prefix), key_prefix=prefix)
         reference = MovingWindowRateLimiter(MemoryStorage())
         item, name = parse("5/minute"), uuid.uuid4().hex
-        ours = [(await window.hit([("test", item, name)]))[0] for _ in range(6)]
+        ours = [(await window.hit([("test", item, name)]))[0][0] for _ in range(6)]
         theirs = []
         for _ in range(6):
             allowed = await reference.hit(item, "test", name)
             theirs.append((allowed, await reference.get_window_stats(item, "test", name)))
         # Two limits at once: the second refuses, the first keeps its entry.
         tight, loose = parse("1/minute"), parse("10/minute")
-        both = await window.hit([("a", loose, name), ("b", tight, name)])
-        again = await window.hit([("a", loose, name), ("b", tight, name)])
+        both, _ = await window.hit([("a", loose, name), ("b", tight, name)])
+        again, _ = await window.hit([("a", loose, name), ("b", tight, name)])
         # Redis lost its scripts (a restart, SCRIPT FLUSH): loaded again, silently.
         await redis.script_flush()
-        after_flush = await window.hit([("c", item, name)])
+        after_flush, _ = await window.hit([("c", item, name)])
     finally:
         await redis.aclose()
 
@@ -223,22 +225,25 @@ async def test_the_requests_of_one_turn_share_one_script_call_and_are_counted_ex
     from redis.asyncio import Redis
 
     from gateway.ratelimit import RedisMovingWindow
+    from gateway.redis_turn import RedisTurn
 
     redis = Redis.from_url(REDIS_URL)
     try:
-        window = RedisMovingWindow(redis, key_prefix=f"probe-{uuid.uuid4().hex}:")
+        prefix = f"probe-{uuid.uuid4().hex}:"
+        turn = RedisTurn(redis, key_prefix=prefix)
+        window = RedisMovingWindow(turn, key_prefix=prefix)
         calls = 0
-        script = window._script
+        script = turn._script
 
         async def counted(**kwargs: object) -> object:
             nonlocal calls
             calls += 1
             return await script(**kwargs)
 
-        window._script = counted  # type: ignore[assignment]
+        turn._script = counted  # type: ignore[assignment]
         five, name = parse("5/minute"), uuid.uuid4().hex
         tight, loose = parse("1/minute"), parse("10/minute")
-        decided = await asyncio.gather(
+        answers = await asyncio.gather(
             *(window.hit([("burst", five, name)]) for _ in range(12)),
             window.hit([("a", loose, name), ("b", tight, name)]),
             window.hit([("a", loose, name), ("b", tight, name)]),
@@ -247,8 +252,9 @@ async def test_the_requests_of_one_turn_share_one_script_call_and_are_counted_ex
     finally:
         await redis.aclose()
 
-    burst = [checks[0] for checks in decided[:12]]
     assert calls == 1
+    decided = [checks for checks, _ in answers]
+    burst = [checks[0] for checks in decided[:12]]
     assert [allowed for allowed, _ in burst] == [True] * 5 + [False] * 7
     assert [stats.remaining for stats in (s for _, s in burst[:5])] == [4, 3, 2, 1, 0]
     first, second, third = decided[12:]
