@@ -218,3 +218,35 @@ async def test_without_redis_the_catalogue_is_served_uncached(
     assert [a.status_code for a in answers] == [200, 200]
     assert [a.headers["x-cache"] for a in answers] == ["MISS", "MISS"]
     assert len(upstream.received) == 2
+
+
+async def test_an_anonymous_read_makes_one_redis_round_trip(
+    make_gateway: GatewayFactory, upstream: TestUpstream
+) -> None:
+    """Its limits and its page in one call (ADR 0024), whichever tier holds the page;
+    a miss's store rides in a call of its own only when no other request shares it."""
+    trips: list[tuple[object, ...]] = []
+
+    async def count(gw: Gateway, path: str) -> tuple[str, int]:
+        before = len(trips)
+        response = await gw.client.get(path)
+        await asyncio.sleep(0.05)  # a store after the answer has gone out
+        return response.headers["x-cache"], len(trips) - before
+
+    for local_entries in (0, 1024):
+        async with make_gateway(cache_local_entries=local_entries) as gw:
+            redis = GATEWAY.get(gw.app).redis
+            execute = redis.execute_command
+
+            async def counted(*args: object, _execute: object = execute, **kw: object) -> object:
+                trips.append(args)
+                return await _execute(*args, **kw)  # type: ignore[operator]
+
+            redis.execute_command = counted  # type: ignore[method-assign]
+            path = f"/api/v1/products/{local_entries}-round-trips"
+            missed = await count(gw, path)
+            hit = await count(gw, path)
+
+        assert missed == ("MISS", 2)  # limits and lookup; then the store
+        assert hit == ("HIT", 1)  # limits and lookup (from Redis, or the process tier)
+    assert all(args[0] == "EVALSHA" for args in trips)
