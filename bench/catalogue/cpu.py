@@ -15,6 +15,13 @@ optionally ``:connections`` (default 64 for the reads, 16 for the searches).
 (two workers on cores 0 and 1, as in the bench) with its cache missed on every
 request (each carries a query parameter of its own, as the bench's (d) and (g)
 rows): their rows add the gateway's CPU per request, all its processes summed.
+
+Every row also gives Redis's CPU per request (the ``redis-server`` process) and
+the whole machine's (``/proc/stat``: every process, wrk and the kernel
+included), with the rate at which both cores would be busy at that cost
+(``2 cores / machine CPU per request``): the ceiling of the case on this
+machine, whatever the scheduler does; and the CPU time the hypervisor gave to
+others while the case ran (steal), the share of the machine it did not have.
 """
 
 from __future__ import annotations
@@ -47,6 +54,28 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MISSED = ("listing-missed", "product-missed")
 CASES = ("listing", "product", *(shape.key for shape in SHAPES), "deep", *MISSED)
 READS = ("listing", "product", *MISSED)
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """Busy and stolen clock ticks of all cores so far (``/proc/stat``'s cpu line)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+def redis_server_pids() -> list[int]:
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _command(entry) == "redis-server"
+    ]
+
+
+def _command(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -90,9 +119,10 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
     prepared = prepare(env, bench_products())
     lines = [
         "| case | conn. | req/s | p50 | p95 | catalog CPU per request | PostgreSQL CPU per "
-        "request | gateway CPU per request | catalog's share of a core | load (1 min) "
+        "request | gateway CPU per request | Redis CPU per request | machine CPU per request "
+        "| both cores' ceiling | steal | catalog's share of a core | load (1 min) "
         "| not 2xx or failed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     with ExitStack() as stack:
         catalog = start_catalog(stack, env, prepared.url)
@@ -122,7 +152,14 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
             catalog_before = cpu_seconds(catalog.pid)
             pg_before = sum(cpu_seconds(pid) for pid in backends)
             gateway_before = sum(cpu_seconds(pid) for pid in gateway_pids)
+            redis_pids = redis_server_pids()
+            redis_before = sum(cpu_seconds(pid) for pid in redis_pids)
+            busy_before, stolen_before = machine_jiffies()
             result = load_once(request, connections=connections, seconds=seconds)
+            busy_after, stolen_after = machine_jiffies()
+            redis_cpu = sum(cpu_seconds(pid) for pid in redis_pids) - redis_before
+            machine_cpu = (busy_after - busy_before) / CLOCK_TICKS
+            stolen = (stolen_after - stolen_before) / CLOCK_TICKS
             catalog_cpu = cpu_seconds(catalog.pid) - catalog_before
             pg_cpu = sum(cpu_seconds(pid) for pid in backends) - pg_before
             gateway_cpu = sum(cpu_seconds(pid) for pid in gateway_pids) - gateway_before
@@ -132,6 +169,9 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
                 f"| {name} | {connections} | {result.rps:,.0f} | {result.p50_us / 1000:.1f} ms "
                 f"| {result.p95_us / 1000:.1f} ms | {1000 * catalog_cpu / n:.2f} ms "
                 f"| {1000 * pg_cpu / n:.2f} ms | {gateway_cell} "
+                f"| {1000 * redis_cpu / n:.2f} ms | {1000 * machine_cpu / n:.2f} ms "
+                f"| {2 * n / max(machine_cpu, 1e-9):,.0f} req/s "
+                f"| {stolen / (2 * seconds):.0%} "
                 f"| {catalog_cpu / seconds:.2f} | {load:.1f} "
                 # An error answers cheaply or dearly: a case with failures measures them.
                 f"| {result.non_2xx + result.socket_errors + result.timeouts:,} |"
