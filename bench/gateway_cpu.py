@@ -11,7 +11,10 @@ and the baselines on core 1, wrk on core 0, 64 connections). Cases: ``hello``
 and ``redis`` (bare Starlette, and after one Redis ``INCR``), ``cached`` (a
 page from the gateway's cache), ``jwks`` (a trivial upstream through the
 gateway, the users process's CPU beside it) and ``me`` (``/users/me`` through
-the gateway with a bearer token).
+the gateway with a bearer token); ``jwks-direct`` and ``me-direct`` are the same
+two on users directly. Every row adds Redis's CPU per request, the whole
+machine's (``/proc/stat``) with both cores' ceiling at that cost, and the steal
+(see :mod:`bench.catalogue.cpu`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 
-from bench.catalogue.cpu import cpu_seconds
+from bench.catalogue.cpu import cpu_seconds, machine_jiffies, redis_server_pids
 from bench.load import Request, wrk
 from bench.run import (
     BASELINE_PORT,
@@ -42,7 +45,9 @@ from bench.run import (
 )
 from bench.servers import Server, ServerError
 
-CASES = ("hello", "redis", "cached", "jwks", "me")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+CASES = ("hello", "redis", "cached", "jwks", "me", "jwks-direct", "me-direct")
 
 
 def _measure(
@@ -50,8 +55,13 @@ def _measure(
 ) -> str:
     wrk(request, connections=GATEWAY_CONNECTIONS, seconds=1)  # warm-up
     load = os.getloadavg()[0]
+    servers = [*servers, ("Redis", redis_server_pids())]
     before = [sum(cpu_seconds(pid) for pid in pids) for _, pids in servers]
+    busy_before, stolen_before = machine_jiffies()
     result = wrk(request, connections=GATEWAY_CONNECTIONS, seconds=seconds)
+    busy_after, stolen_after = machine_jiffies()
+    machine = (busy_after - busy_before) / CLOCK_TICKS
+    stolen = (stolen_after - stolen_before) / CLOCK_TICKS
     spent = [
         sum(cpu_seconds(pid) for pid in pids) - start
         for (_, pids), start in zip(servers, before, strict=True)
@@ -64,7 +74,8 @@ def _measure(
     failed = result.non_2xx + result.socket_errors + result.timeouts
     return (
         f"| {name} | {result.rps:,.0f} | {result.p95_us / 1000:.1f} ms | {per_request} "
-        f"| {failed} | {load:.1f} |"
+        f"| {1_000_000 * machine / n:.0f} µs | {2 * n / max(machine, 1e-9):,.0f} req/s "
+        f"| {stolen / (2 * seconds):.0%} | {failed} | {load:.1f} |"
     )
 
 
@@ -72,8 +83,9 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
     env = common_environment()
     migrate(env)
     lines = [
-        "| case | req/s | p95 | CPU per request | not 2xx or failed | load (1 min) |",
-        "|---|---|---|---|---|---|",
+        "| case | req/s | p95 | CPU per request | machine CPU per request | both cores' "
+        "ceiling | steal | not 2xx or failed | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     with ExitStack() as stack:
         if {"hello", "redis"} & set(cases):
@@ -87,7 +99,7 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
                     request = Request(f"{baseline.url}/{name}")
                     lines.append(_measure(name, request, [("baseline", [baseline.pid])], seconds))
             baseline.stop()
-        through = [name for name in cases if name in ("cached", "jwks", "me")]
+        through = [name for name in cases if name in CASES[2:]]
         if not through:
             return lines
         users = start_users(stack, users_environment(env))
@@ -101,13 +113,16 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
             "cached": Request(gateway.url + "/api/v1/products"),
             "jwks": Request(gateway.url + "/.well-known/jwks.json"),
             "me": Request(gateway.url + "/api/v1/users/me", token=account.token),
+            "jwks-direct": Request(users.url + "/.well-known/jwks.json"),
+            "me-direct": Request(users.url + "/api/v1/users/me", token=account.token),
         }
         for name in through:
             request = paths[name]
             expect_ok(request)
             if name == "cached":
                 expect_cached(request)
-            lines.append(_measure(name, request, servers, seconds))
+            measured = servers if not name.endswith("-direct") else servers[1:]
+            lines.append(_measure(name, request, measured, seconds))
     return lines
 
 

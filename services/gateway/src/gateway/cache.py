@@ -132,6 +132,15 @@ class CachedResponse:
         )
 
 
+def _loaded(blob: bytes) -> CachedResponse | None:
+    """A stored entry, or None (a miss) for a value that is not one (written by
+    something else under the cache's keys): a page is fetched again, never a 500."""
+    try:
+        return CachedResponse.load(blob)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Lookup:
     suffix: str
@@ -199,7 +208,7 @@ class ResponseCache:
         if counted is None:
             REDIS_DEGRADED.labels("cache").inc()
             return Lookup(pending.suffix, None, None)
-        entry = CachedResponse.load(counted.entry) if counted.entry else None
+        entry = _loaded(counted.entry) if counted.entry else None
         if entry is not None:
             self._keep_local(pending.epoch, pending.suffix, counted.generation, entry)
         return Lookup(pending.suffix, counted.generation, entry, pending.epoch)

@@ -133,3 +133,12 @@ async def test_without_redis_a_lookup_is_a_miss_that_stores_nothing(parts: Parts
     assert found == Lookup(":GET /a?", None, None)
     await cache.store(found, _page(1))
     assert parts.calls == 0
+
+
+async def test_a_value_that_is_not_an_entry_is_a_miss(parts: Parts, redis: Redis) -> None:
+    cache = parts.cache
+    for n, garbage in enumerate((b"not json\nbody", b'{"s": 200}\n', b"[1, 2]\n", b"\xff")):
+        await redis.set(f"{parts.turn.entry_prefix}0:GET /x?{n}", garbage)
+        found = await cache.lookup(f":GET /x?{n}")
+        assert found.generation == "0"
+        assert found.entry is None
