@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -164,6 +165,7 @@ SERVICES = (
     Service("mailsink", ROOT / "stand-ins" / "mailsink", "mailsink", uses_kit=False),
     Service("users", ROOT / "services" / "users", "users", uses_kit=True),
     Service("gateway", ROOT / "services" / "gateway", "gateway", uses_kit=True),
+    Service("catalog", ROOT / "services" / "catalog", "catalog", uses_kit=True),
 )
 
 
@@ -388,6 +390,12 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
     reset_queue = f"bench.users.password-reset-mailer.{uuid.uuid4().hex[:8]}"
     amqp_url = env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     smtp_port, mail_http, users_port = free_port(), free_port(), free_port()
+    catalog_port = free_port()
+    # The catalogue bench's database (migrated and seeded here when missing): an idle
+    # API process reads nothing from it but its readiness.
+    from bench.catalogue.database import bench_products, prepare  # it imports bench.run
+
+    catalog_database = prepare(dict(env), bench_products()).url
     gateway_ports = free_port(), free_port()
     users_url = f"http://{HOST}:{users_port}"
     extra: dict[str, dict[str, str]] = {
@@ -400,6 +408,14 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
             "USERS_RESET_MAILER_QUEUE": reset_queue,
             "SMTP_HOST": HOST,
             "SMTP_PORT": str(smtp_port),
+        },
+        "catalog": {
+            "CATALOG_HOST": HOST,
+            "CATALOG_PORT": str(catalog_port),
+            "CATALOG_DATABASE_URL": catalog_database,
+            "CATALOG_RUN_OUTBOX_RELAY": "false",
+            "CATALOG_CURSOR_SECRET": secrets.token_urlsafe(32),
+            "CATALOG_USERS_URL": users_url,
         },
     }
     gateway_env = {
@@ -420,6 +436,7 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
             gateway_ports[1],
             {"GATEWAY_WORKERS": "2"},
         ),
+        ("catalog", "catalog", catalog_port, {}),
     ]
     by_name = {service.name: service for service in SERVICES}
     results: list[Measured] = []
