@@ -25,7 +25,12 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 
-from bench.catalogue.cpu import cpu_seconds, machine_jiffies, redis_server_pids
+from bench.catalogue.cpu import (
+    cpu_seconds,
+    machine_jiffies,
+    machine_seconds_since,
+    redis_server_pids,
+)
 from bench.load import Request, wrk
 from bench.run import (
     BASELINE_PORT,
@@ -45,8 +50,6 @@ from bench.run import (
 )
 from bench.servers import Server, ServerError
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
 CASES = ("hello", "redis", "cached", "jwks", "me", "jwks-direct", "me-direct")
 
 
@@ -57,11 +60,9 @@ def _measure(
     load = os.getloadavg()[0]
     servers = [*servers, ("Redis", redis_server_pids())]
     before = [sum(cpu_seconds(pid) for pid in pids) for _, pids in servers]
-    busy_before, stolen_before = machine_jiffies()
+    machine_before = machine_jiffies()
     result = wrk(request, connections=GATEWAY_CONNECTIONS, seconds=seconds)
-    busy_after, stolen_after = machine_jiffies()
-    machine = (busy_after - busy_before) / CLOCK_TICKS
-    stolen = (stolen_after - stolen_before) / CLOCK_TICKS
+    machine, stolen = machine_seconds_since(machine_before)
     spent = [
         sum(cpu_seconds(pid) for pid in pids) - start
         for (_, pids), start in zip(servers, before, strict=True)

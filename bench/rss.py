@@ -391,11 +391,11 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
     amqp_url = env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     smtp_port, mail_http, users_port = free_port(), free_port(), free_port()
     catalog_port = free_port()
-    # The catalogue bench's database (migrated and seeded here when missing): an idle
-    # API process reads nothing from it but its readiness.
-    from bench.catalogue.database import bench_products, prepare  # it imports bench.run
+    # The catalogue bench's database, migrated here when needed and not seeded: an
+    # idle API process reads nothing from it but its readiness.
+    from bench.catalogue.database import bench_products, migrated  # it imports bench.run
 
-    catalog_database = prepare(dict(env), bench_products()).url
+    catalog_database = migrated(dict(env), bench_products())
     gateway_ports = free_port(), free_port()
     users_url = f"http://{HOST}:{users_port}"
     extra: dict[str, dict[str, str]] = {

@@ -598,7 +598,7 @@ def run_rss() -> str:
         f"{rss.IDLE_SECONDS:.0f} s of idle. Users on `{database}` with its outbox relay off and "
         f"a reset-mailer queue of its own (deleted afterwards), SMTP to the mailsink; the "
         f"gateways in front of that users; the catalog on the catalogue bench's database "
-        f"(migrated and seeded when missing) with its outbox relay off, its JWKS from that "
+        f"(migrated when needed, not seeded) with its outbox relay off, its JWKS from that "
         f"users. Modules: `len(sys.modules)` once idle.\n"
     )
 

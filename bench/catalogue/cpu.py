@@ -63,6 +63,12 @@ def machine_jiffies() -> tuple[int, int]:
     return user + nice + system + irq + softirq, steal
 
 
+def machine_seconds_since(before: tuple[int, int]) -> tuple[float, float]:
+    """Busy and stolen CPU seconds of all cores since ``before`` (:func:`machine_jiffies`)."""
+    busy, stolen = machine_jiffies()
+    return (busy - before[0]) / CLOCK_TICKS, (stolen - before[1]) / CLOCK_TICKS
+
+
 def redis_server_pids() -> list[int]:
     return [
         int(entry.name)
@@ -154,12 +160,10 @@ def run(cases: Sequence[str], seconds: int) -> list[str]:
             gateway_before = sum(cpu_seconds(pid) for pid in gateway_pids)
             redis_pids = redis_server_pids()
             redis_before = sum(cpu_seconds(pid) for pid in redis_pids)
-            busy_before, stolen_before = machine_jiffies()
+            machine_before = machine_jiffies()
             result = load_once(request, connections=connections, seconds=seconds)
-            busy_after, stolen_after = machine_jiffies()
+            machine_cpu, stolen = machine_seconds_since(machine_before)
             redis_cpu = sum(cpu_seconds(pid) for pid in redis_pids) - redis_before
-            machine_cpu = (busy_after - busy_before) / CLOCK_TICKS
-            stolen = (stolen_after - stolen_before) / CLOCK_TICKS
             catalog_cpu = cpu_seconds(catalog.pid) - catalog_before
             pg_cpu = sum(cpu_seconds(pid) for pid in backends) - pg_before
             gateway_cpu = sum(cpu_seconds(pid) for pid in gateway_pids) - gateway_before

@@ -65,11 +65,20 @@ def _run(argv: list[str], env: dict[str, str]) -> str:
     return done.stdout.strip()
 
 
+def migrated(env: dict[str, str], products: int) -> str:
+    """The bench database's URL, created and migrated if needed (nothing seeded)."""
+    url = catalog_bench_database_url(products)
+    _run(
+        [PYTHON, str(ROOT / "scripts" / "migrate.py"), "catalog"],
+        {**env, "CATALOG_DATABASE_URL": url},
+    )
+    return url
+
+
 def prepare(env: dict[str, str], products: int) -> Prepared:
     """Create and migrate the bench database if needed, seed it, prewarm its pages."""
-    url = catalog_bench_database_url(products)
+    url = migrated(env, products)
     with_url = {**env, "CATALOG_DATABASE_URL": url}
-    _run([PYTHON, str(ROOT / "scripts" / "migrate.py"), "catalog"], with_url)
     print(
         f"catalogue bench database {url.rsplit('/', 1)[-1]}: seeding {products:,} products "
         "if missing (a first load of 1,000,000 takes minutes)",

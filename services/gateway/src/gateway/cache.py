@@ -49,7 +49,7 @@ from gateway.proxy import (
     response_headers,
 )
 from gateway.redis_guard import RedisGuard
-from gateway.redis_turn import Counted, Limits, RedisTurn, Store
+from gateway.redis_turn import Counted, RedisTurn, Store
 from gateway.routes import Route
 
 # Response headers worth replaying from a cached entry; everything else
@@ -179,7 +179,6 @@ class ResponseCache:
         self._turn = turn
         self._guard = redis_guard
         self._generation_key = turn.generation_key
-        self._entry_prefix = turn.entry_prefix
         self.ttl_seconds = ttl_seconds
         self.max_body_bytes = max_body_bytes
         # The hot tier: this process's most recent pages, for a few seconds.
@@ -213,19 +212,6 @@ class ResponseCache:
             self._keep_local(pending.epoch, pending.suffix, counted.generation, entry)
         return Lookup(pending.suffix, counted.generation, entry, pending.epoch)
 
-    async def lookup(self, suffix: str) -> Lookup:
-        """A lookup on its own (no rate limit counted with it)."""
-        started = self.start(suffix)
-        if isinstance(started, Lookup):
-            return started
-        try:
-            counted = await self._turn.count(Limits(keys=(), windows=(), entry_suffix=suffix))
-        except (RedisError, OSError) as exc:
-            self._guard.failed("cache", exc)
-            return self.finish(started, None)
-        self._guard.succeeded()
-        return self.finish(started, counted)
-
     def _keep_local(self, epoch: int, suffix: str, generation: str, entry: CachedResponse) -> None:
         if self._local_enabled and epoch == self._epoch:
             self._local[suffix] = (generation, entry)
@@ -235,7 +221,7 @@ class ResponseCache:
         if generation is None or not self._guard.available:
             return
         self._keep_local(lookup.epoch, lookup.suffix, generation, response)
-        key = f"{self._entry_prefix}{generation}{lookup.suffix}"
+        key = f"{self._turn.entry_prefix}{generation}{lookup.suffix}"
         try:
             await self._turn.store(Store(key, response.dump(), self.ttl_seconds))
         except (RedisError, OSError) as exc:

@@ -62,6 +62,16 @@ def _page(n: int) -> CachedResponse:
     )
 
 
+async def _lookup(parts: Parts, suffix: str) -> Lookup:
+    """A lookup as the dispatcher makes one: started, read in a ``Limits`` op (here
+    without limits), finished."""
+    started = parts.cache.start(suffix)
+    if isinstance(started, Lookup):
+        return started
+    _, counted = await parts.window.hit([], entry_suffix=suffix)
+    return parts.cache.finish(started, counted)
+
+
 def _pending(cache: ResponseCache, suffix: str) -> PendingLookup:
     started = cache.start(suffix)
     assert isinstance(started, PendingLookup)
@@ -73,7 +83,7 @@ async def test_limits_lookups_and_stores_of_one_turn_are_one_redis_call(parts: P
     suffixes = [f":GET /api/v1/products?page={n}" for n in range(12)]
     roomy = parse("100/minute")
 
-    missed = await asyncio.gather(*(cache.lookup(suffix) for suffix in suffixes))
+    missed = await asyncio.gather(*(_lookup(parts, suffix) for suffix in suffixes))
     assert parts.calls == 1
     assert all(found.entry is None and found.generation == "0" for found in missed)
 
@@ -97,7 +107,7 @@ async def test_limits_lookups_and_stores_of_one_turn_are_one_redis_call(parts: P
 
 async def test_a_refused_request_does_not_read_its_entry(parts: Parts) -> None:
     cache, window = parts.cache, parts.window
-    first = await cache.lookup(":GET /a?")
+    first = await _lookup(parts, ":GET /a?")
     await cache.store(first, _page(1))
     one = parse("1/minute")
 
@@ -115,11 +125,11 @@ async def test_a_refused_request_does_not_read_its_entry(parts: Parts) -> None:
 
 async def test_a_batch_reads_every_entry_under_the_generation_it_read(parts: Parts) -> None:
     cache = parts.cache
-    first = await cache.lookup(":GET /a?")
+    first = await _lookup(parts, ":GET /a?")
     await cache.store(first, _page(1))
     await cache.invalidate()  # a catalogue event: generation 1
 
-    again, other = await asyncio.gather(cache.lookup(":GET /a?"), cache.lookup(":GET /b?"))
+    again, other = await asyncio.gather(_lookup(parts, ":GET /a?"), _lookup(parts, ":GET /b?"))
 
     assert again.generation == other.generation == "1"
     assert again.entry is None  # stored under generation 0, never served again
@@ -136,9 +146,8 @@ async def test_without_redis_a_lookup_is_a_miss_that_stores_nothing(parts: Parts
 
 
 async def test_a_value_that_is_not_an_entry_is_a_miss(parts: Parts, redis: Redis) -> None:
-    cache = parts.cache
     for n, garbage in enumerate((b"not json\nbody", b'{"s": 200}\n', b"[1, 2]\n", b"\xff")):
         await redis.set(f"{parts.turn.entry_prefix}0:GET /x?{n}", garbage)
-        found = await cache.lookup(f":GET /x?{n}")
+        found = await _lookup(parts, f":GET /x?{n}")
         assert found.generation == "0"
         assert found.entry is None
