@@ -289,6 +289,9 @@ def users_environment(env: dict[str, str]) -> dict[str, str]:
         "USERS_PORT": str(USERS_PORT),
         "USERS_JWT_PRIVATE_KEY": ephemeral_signing_key(),
         "USERS_RUN_OUTBOX_RELAY": "false",
+        # 32 logins at once to one account: its failure budget (5 in flight by
+        # default) would answer most of them 429 before bcrypt ran.
+        "RATE_LIMIT_LOGIN_FAILURES": UNLIMITED,
     }
 
 
@@ -683,5 +686,6 @@ JSON access line per request). The gateway's rate limits are raised for the run
 (RATE_LIMIT_ANONYMOUS, RATE_LIMIT_USER and RATE_LIMIT_AUTH = {UNLIMITED}) and its cache
 TTL to an hour, so (c) is served from Redis; its catalogue upstream is a stub
 (bench/baselines/catalog_stub.py). Login is measured directly on users: the gateway's
-auth limit would throttle it.
+auth limit would throttle it; users' own login budget (RATE_LIMIT_LOGIN_FAILURES) is
+raised to {UNLIMITED} for the same reason.
 """

@@ -45,6 +45,9 @@ class Authentication:
     """The token could not be judged (revocations unreadable, fail mode closed)."""
     unknown_key: bool = False
     """The token names a key the gateway does not hold; looked at without a JWKS fetch."""
+    revocation_pending: bool = False
+    """The token verified; whether it is revoked is read with its rate limits
+    (:meth:`Authenticator.settle` decides once that read came back)."""
 
 
 ANONYMOUS = Authentication()
@@ -66,11 +69,19 @@ class Authenticator:
         self._fail_mode = fail_mode
 
     async def authenticate(
-        self, authorization: str | None, *, may_fetch_keys: bool = True
+        self,
+        authorization: str | None,
+        *,
+        may_fetch_keys: bool = True,
+        check_revocation: bool = True,
     ) -> Authentication:
         """``may_fetch_keys=False``: a token with an unknown kid comes back as
         ``unknown_key`` instead of fetching the JWKS, so the caller can charge the
-        client's rate limit before a forged kid can cost a fetch."""
+        client's rate limit before a forged kid can cost a fetch.
+
+        ``check_revocation=False``: a token that verifies comes back with
+        ``revocation_pending``; the caller reads its revocation keys some other
+        way (the rate limits' script) and passes what it found to :meth:`settle`."""
         if authorization is None:
             return ANONYMOUS
         try:
@@ -84,7 +95,20 @@ class Authenticator:
         except InvalidToken as exc:
             AUTH_FAILURES.labels("invalid").inc()
             return Authentication(error=str(exc), presented=True)
-        revoked = await self._is_revoked(principal)
+        if not check_revocation:
+            return Authentication(principal=principal, presented=True, revocation_pending=True)
+        return self._judged(principal, await self._is_revoked(principal))
+
+    def settle(self, caller: Authentication, revoked: bool | None) -> Authentication:
+        """A ``revocation_pending`` caller judged by what the rate limits' script read
+        (None: it could not be read, so the fail mode decides, as when Redis is down)."""
+        if not caller.revocation_pending or caller.principal is None:
+            return caller
+        if revoked is None:
+            revoked = self._unreadable()
+        return self._judged(caller.principal, revoked)
+
+    def _judged(self, principal: Principal, revoked: bool | None) -> Authentication:
         if revoked is None:
             AUTH_FAILURES.labels("unverifiable").inc()
             return Authentication(
@@ -107,6 +131,10 @@ class Authenticator:
             else:
                 self._redis_guard.succeeded()
                 return revoked
+        return self._unreadable()
+
+    def _unreadable(self) -> bool | None:
+        """The fail mode's answer for a token whose revocations cannot be read."""
         REDIS_DEGRADED.labels("revocation").inc()
         if self._fail_mode == "closed":
             return None

@@ -8,9 +8,10 @@ dispatcher only calls them in turn:
    whenever one is sent; a token with an unknown kid counts as anonymous until
    step 3 lets it by;
 3. rate limit on that caller (:mod:`gateway.ratelimit`), so bad tokens still
-   spend the IP's budget, with an anonymous catalogue GET's cache entry read in
-   the same Redis call (:mod:`gateway.redis_turn`); then, for an unknown kid
-   only, authenticate again with a JWKS refresh allowed;
+   spend the IP's budget, with a verified token's revocation check, or an
+   anonymous catalogue GET's cache entry, read in the same Redis call
+   (:mod:`gateway.redis_turn`): a revoked token spends the IP's budget too;
+   then, for an unknown kid only, authenticate again with a JWKS refresh allowed;
 4. authorise against the route's rule (:mod:`gateway.access`): 429, 401 / 403
    before any service is called;
 5. read and check the body (:mod:`gateway.body`; size and type were the kit's
@@ -88,7 +89,10 @@ class GatewayDispatcher:
         headers = Headers(scope=scope)
         client_ip = believed_client_ip(self._client_ips, scope, headers)
         authorization = headers.get("authorization")
-        caller = await self._authenticator.authenticate(authorization, may_fetch_keys=False)
+        # A verified token's revocations are read with its limits, in one round trip.
+        caller = await self._authenticator.authenticate(
+            authorization, may_fetch_keys=False, check_revocation=False
+        )
         # A page for anyone: its cached entry is read with the limits, in one round trip.
         started = self._pages.start(scope) if is_cacheable(route, method, caller) else None
         decision = await self._limiter.check(
@@ -96,7 +100,9 @@ class GatewayDispatcher:
             client_ip=client_ip,
             auth_route=route.auth_rate_limited,
             entry_suffix=started.suffix if isinstance(started, PendingLookup) else None,
+            check_revocation=caller.revocation_pending,
         )
+        caller = self._authenticator.settle(caller, decision.revoked)
         if caller.unknown_key and decision.allowed:
             # Charged to the client's IP first: only then may its kid cost a JWKS fetch.
             caller = await self._authenticator.authenticate(authorization)

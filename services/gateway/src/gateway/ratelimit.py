@@ -37,10 +37,11 @@ from limits.util import WindowStats
 from redis.exceptions import RedisError
 
 from emporium_kit.client_ip import rate_limit_key
+from emporium_kit.identity.revocations import revocation_keys
 from emporium_kit.identity.tokens import Principal
 from gateway.metrics import RATE_LIMIT_REJECTIONS, REDIS_DEGRADED
 from gateway.redis_guard import RedisGuard
-from gateway.redis_turn import Counted, Limits, RedisTurn
+from gateway.redis_turn import Counted, Limits, RedisTurn, RevocationRead
 
 Check = tuple[str, RateLimitItem, str]
 
@@ -61,6 +62,9 @@ class RateDecision:
     counted: Counted | None = None
     """The shared count's answer, with the cache entry read for the request when it
     asked for one; None when the limits were counted in process (Redis down)."""
+    revoked: bool | None = None
+    """For a request whose token was to be checked in the same call: whether it is
+    revoked; None when it was not checked (no token asked for it, or Redis down)."""
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         state = self.reported
@@ -74,6 +78,16 @@ class RateDecision:
         return headers
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRevocation:
+    """A verified token to check for revocation with its request's limits: its
+    revocation keys and version, and the checks to count if it is revoked."""
+
+    keys: tuple[str, str]
+    token_version: int
+    checks: list[Check]
+
+
 def _state(name: str, item: RateLimitItem, allowed: bool, stats: WindowStats) -> LimitState:
     return LimitState(
         name=name,
@@ -82,11 +96,6 @@ def _state(name: str, item: RateLimitItem, allowed: bool, stats: WindowStats) ->
         reset_after=max(0, math.ceil(stats.reset_time - time.time())),
         allowed=allowed,
     )
-
-
-def _refused(state: LimitState) -> RateDecision:
-    RATE_LIMIT_REJECTIONS.labels(state.name).inc()
-    return RateDecision(allowed=False, reported=state)
 
 
 class RedisMovingWindow:
@@ -102,22 +111,49 @@ class RedisMovingWindow:
         return f"{self._prefix}{name}:{item.amount}/{item.get_expiry()}:{identity}"
 
     async def hit(
-        self, checks: list[Check], *, entry_suffix: str | None = None
+        self,
+        checks: list[Check],
+        *,
+        entry_suffix: str | None = None,
+        revocation: TokenRevocation | None = None,
     ) -> tuple[list[tuple[bool, WindowStats]], Counted]:
         """Counts one request against ``checks``, in order, stopping at the first
-        refusal; with ``entry_suffix``, reads that cache entry if every check allows."""
+        refusal; with ``entry_suffix``, reads that cache entry if every check allows.
+        With ``revocation``, its token is checked first and, if revoked
+        (``Counted.revoked``), the request is counted against ``revocation.checks``
+        instead, and what is decided is theirs."""
+        read = None
+        if revocation is not None:
+            session_key, version_key = revocation.keys
+            read = RevocationRead(
+                session_key=session_key,
+                version_key=version_key,
+                token_version=revocation.token_version,
+                keys=self._keys(revocation.checks),
+                windows=_windows(revocation.checks),
+            )
         counted = await self._turn.count(
             Limits(
-                keys=[self.key(name, item, identity) for name, item, identity in checks],
-                windows=[(item.amount, item.get_expiry()) for _, item, _ in checks],
+                keys=self._keys(checks),
+                windows=_windows(checks),
                 entry_suffix=entry_suffix,
+                revocation=read,
             )
         )
+        if counted.revoked and revocation is not None:
+            checks = revocation.checks
         decided = [
             (allowed, WindowStats(oldest + item.get_expiry(), max(0, item.amount - count)))
             for (_, item, _), (allowed, count, oldest) in zip(checks, counted.checked, strict=False)
         ]
         return decided, counted
+
+    def _keys(self, checks: list[Check]) -> list[str]:
+        return [self.key(name, item, identity) for name, item, identity in checks]
+
+
+def _windows(checks: list[Check]) -> list[tuple[int, int]]:
+    return [(item.amount, item.get_expiry()) for _, item, _ in checks]
 
 
 class RateLimiter:
@@ -145,29 +181,48 @@ class RateLimiter:
         client_ip: str,
         auth_route: bool,
         entry_suffix: str | None = None,
+        check_revocation: bool = False,
     ) -> RateDecision:
         """Counts a request of ``principal`` (None: no accepted token) from ``client_ip``.
 
         Per-IP limits count an IPv6 client by its /64 (:func:`rate_limit_key`).
         ``entry_suffix``: the cache entry this request would be served, read in the
         same round trip when its limits allow it (``RateDecision.counted``).
+        ``check_revocation``: ``principal``'s token is verified but not yet checked
+        for revocation; the same round trip checks it (``RateDecision.revoked``) and
+        counts a revoked token as a request without one.
         """
         ip_key = rate_limit_key(client_ip)
-        checks: list[Check] = [
-            ("user", self._user, str(principal.user_id))
-            if principal is not None
-            else ("anonymous", self._anonymous, ip_key)
-        ]
+        anonymous: list[Check] = [("anonymous", self._anonymous, ip_key)]
+        checks: list[Check] = (
+            [("user", self._user, str(principal.user_id))] if principal is not None else anonymous
+        )
         if auth_route:
-            checks.append(("auth", self._auth, ip_key))
+            anonymous = [*anonymous, ("auth", self._auth, ip_key)]
+            checks = [*checks, ("auth", self._auth, ip_key)] if principal is not None else anonymous
+        revocation = (
+            TokenRevocation(
+                keys=revocation_keys(principal),
+                token_version=principal.token_version,
+                checks=anonymous,
+            )
+            if check_revocation and principal is not None
+            else None
+        )
         if self._redis_guard.available:
             try:
-                decided, counted = await self._shared.hit(checks, entry_suffix=entry_suffix)
+                decided, counted = await self._shared.hit(
+                    checks, entry_suffix=entry_suffix, revocation=revocation
+                )
             except (RedisError, OSError) as exc:
                 self._redis_guard.failed("rate_limit", exc)
             else:
                 self._redis_guard.succeeded()
-                return _decision(checks, decided, counted)
+                if revocation is None:
+                    return _decision(checks, decided, counted)
+                if counted.revoked:
+                    checks = revocation.checks
+                return _decision(checks, decided, counted, revoked=counted.revoked)
         REDIS_DEGRADED.labels("rate_limit").inc()
         return await self._decide_in_memory(checks)
 
@@ -183,7 +238,11 @@ class RateLimiter:
 
 
 def _decision(
-    checks: list[Check], decided: list[tuple[bool, WindowStats]], counted: Counted | None = None
+    checks: list[Check],
+    decided: list[tuple[bool, WindowStats]],
+    counted: Counted | None = None,
+    *,
+    revoked: bool | None = None,
 ) -> RateDecision:
     states = [
         _state(name, item, allowed, stats)
@@ -191,7 +250,11 @@ def _decision(
     ]
     for state in states:
         if not state.allowed:
-            return _refused(state)
+            RATE_LIMIT_REJECTIONS.labels(state.name).inc()
+            return RateDecision(allowed=False, reported=state, revoked=revoked)
     return RateDecision(
-        allowed=True, reported=min(states, key=lambda s: s.remaining), counted=counted
+        allowed=True,
+        reported=min(states, key=lambda s: s.remaining),
+        counted=counted,
+        revoked=revoked,
     )

@@ -147,6 +147,32 @@ async def test_revoked_session_is_refused_within_a_second(
     assert len(upstream.received) == 1
 
 
+async def test_an_authenticated_request_makes_one_redis_round_trip(
+    gateway: Gateway, tokens: Tokens, redis: Redis
+) -> None:
+    """Its token's revocation keys are read in the script call that counts its
+    limits (ADR 0024): one EVALSHA, no MGET of its own, whether it passes or not."""
+    from gateway.composition import GATEWAY
+
+    shared = GATEWAY.get(gateway.app).redis
+    execute = shared.execute_command
+    trips: list[tuple[object, ...]] = []
+
+    async def counted(*args: object, **kw: object) -> object:
+        trips.append(args)
+        return await execute(*args, **kw)  # type: ignore[arg-type]
+
+    shared.execute_command = counted  # type: ignore[method-assign]
+    session_id = uuid.uuid4()
+    headers = tokens.bearer(session_id=session_id)
+    accepted = await gateway.client.get(ME, headers=headers)
+    await redis.set(f"auth:revoked-session:{session_id}", b"1", ex=60)
+    refused = await gateway.client.get(ME, headers=headers)
+
+    assert (accepted.status_code, refused.status_code) == (200, 401)
+    assert [args[0] for args in trips] == ["EVALSHA", "EVALSHA"]
+
+
 async def test_token_version_bump_refuses_older_tokens(
     gateway: Gateway, tokens: Tokens, redis: Redis
 ) -> None:

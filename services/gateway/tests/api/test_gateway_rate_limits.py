@@ -262,3 +262,97 @@ async def test_the_requests_of_one_turn_share_one_script_call_and_are_counted_ex
     assert [allowed for allowed, _ in second] == [True, False]
     assert third[0][0] is True
     assert third[0][1].remaining == 7
+
+
+async def test_a_revoked_token_spends_its_clients_budget_never_its_users(
+    make_gateway: GatewayFactory, tokens: Tokens
+) -> None:
+    """The token's revocation is read in the same script call as its limits: once
+    revoked, the request counts against the client's IP, as one without a token."""
+    from gateway_testkit import REDIS_URL
+    from redis.asyncio import Redis
+
+    user_id, stolen = uuid.uuid4(), uuid.uuid4()
+    revoked = tokens.bearer(user_id=user_id, session_id=stolen)
+    current = tokens.bearer(user_id=user_id, session_id=uuid.uuid4())
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.set(f"auth:revoked-session:{stolen}", b"1", ex=60)
+        async with make_gateway(rate_limit_user="2/minute", rate_limit_anonymous="3/minute") as gw:
+            refused = [await gw.client.get("/api/v1/users/me", headers=revoked) for _ in range(4)]
+            own = await gw.client.get("/api/v1/users/me", headers=current)
+    finally:
+        await redis.delete(f"auth:revoked-session:{stolen}")
+        await redis.aclose()
+
+    assert [a.status_code for a in refused] == [401, 401, 401, 429]
+    assert refused[0].json()["detail"] == "The token has been revoked."
+    assert [a.headers["ratelimit-limit"] for a in refused] == ["3"] * 4
+    assert [a.headers["ratelimit-remaining"] for a in refused] == ["2", "1", "0", "0"]
+    assert own.status_code == 200
+    assert (own.headers["ratelimit-limit"], own.headers["ratelimit-remaining"]) == ("2", "1")
+
+
+async def test_the_scripts_revocation_rule_is_the_kits(gateway: Gateway) -> None:
+    """Every combination of a session flag and a minimum version, read by the turn
+    script and by the kit's rule (``revoked_by``), gives the same verdict; a minimum
+    that is not a number revokes in the script (never an error for a whole turn)."""
+    from gateway_testkit import REDIS_URL
+    from limits import parse
+    from redis.asyncio import Redis
+
+    from emporium_kit.identity.revocations import revocation_keys, revoked_by
+    from emporium_kit.identity.tokens import Principal
+    from gateway.ratelimit import RedisMovingWindow, TokenRevocation
+    from gateway.redis_turn import RedisTurn
+
+    def token() -> Principal:
+        return Principal(
+            user_id=uuid.uuid4(),
+            session_id=uuid.uuid4(),
+            roles=frozenset(),
+            permissions=frozenset(),
+            token_version=3,
+            expires_at=0,
+        )
+
+    redis = Redis.from_url(REDIS_URL)
+    prefix = f"probe-{uuid.uuid4().hex}:"
+    window = RedisMovingWindow(RedisTurn(redis, key_prefix=prefix), key_prefix=prefix)
+    user, anonymous = parse("100/minute"), parse("100/minute")
+    verdicts: list[tuple[bool, bool]] = []
+    try:
+        for flagged in (False, True):
+            for minimum in (None, b"2", b"3", b"4"):
+                principal = token()
+                session_key, version_key = revocation_keys(principal)
+                if flagged:
+                    await redis.set(session_key, b"1", ex=60)
+                if minimum is not None:
+                    await redis.set(version_key, minimum, ex=60)
+                revocation = TokenRevocation(
+                    keys=(session_key, version_key),
+                    token_version=3,
+                    checks=[("anonymous", anonymous, "ip")],
+                )
+                _, counted = await window.hit(
+                    [("user", user, str(principal.user_id))], revocation=revocation
+                )
+                verdicts.append(
+                    (counted.revoked, revoked_by(principal, b"1" if flagged else None, minimum))
+                )
+        junk = token()
+        junk_keys = revocation_keys(junk)
+        await redis.set(junk_keys[1], b"three", ex=60)
+        _, counted_junk = await window.hit(
+            [("user", user, str(junk.user_id))],
+            revocation=TokenRevocation(
+                keys=junk_keys, token_version=3, checks=[("anonymous", anonymous, "ip")]
+            ),
+        )
+    finally:
+        await redis.aclose()
+
+    assert [ours for ours, _ in verdicts] == [kits for _, kits in verdicts]
+    assert [ours for ours, _ in verdicts] == [False, False, False, True, True, True, True, True]
+    assert counted_junk.revoked is True

@@ -53,15 +53,30 @@ class RevocationList:
     async def _are_revoked(self, principals: list[Principal]) -> list[bool]:
         keys: list[str] = []
         for principal in principals:
-            keys += (
-                f"{SESSION_PREFIX}{principal.session_id}",
-                f"{VERSION_PREFIX}{principal.user_id}",
-            )
+            keys += revocation_keys(principal)
         values = await self._redis.mget(keys)
         return [
-            session_flag is not None
-            or (minimum is not None and principal.token_version < int(minimum))
+            revoked_by(principal, session_flag, minimum)
             for principal, session_flag, minimum in zip(
                 principals, values[0::2], values[1::2], strict=True
             )
         ]
+
+
+def revocation_keys(principal: Principal) -> tuple[str, str]:
+    """The two keys that say whether ``principal``'s token is revoked: its
+    session's flag and its user's lowest accepted token version."""
+    return f"{SESSION_PREFIX}{principal.session_id}", f"{VERSION_PREFIX}{principal.user_id}"
+
+
+def revoked_by(
+    principal: Principal, session_flag: bytes | str | None, minimum: bytes | str | None
+) -> bool:
+    """The rule, from the values of :func:`revocation_keys` (None: no such key).
+
+    A reader that fetches the keys some other way (the gateway reads them in
+    its rate limits' script, ADR 0024) applies the same rule; a test holds it
+    to this one."""
+    return session_flag is not None or (
+        minimum is not None and principal.token_version < int(minimum)
+    )
