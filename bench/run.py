@@ -465,7 +465,7 @@ def run_gateway(
         Row("(a) users `GET /api/v1/users/me` directly, bearer token", direct.me,
             "users on core 1"),
         Row("(b) the same through the gateway", me_through,
-            f"{gw}; JWT check, revocation MGET, per-user limit; "
+            f"{gw}; JWT check; revocation read and per-user limit in one script call; "
             f"(b)/(a): {verdict(ratio(me_through, direct.me), 0.8)}" if me_through else reason),
         Row("(c) gateway `GET /api/v1/products`, from its Redis cache", cached,
             f"{gw}; X-Cache: HIT; one Redis round trip (the rate limit); "
