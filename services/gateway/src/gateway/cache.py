@@ -15,6 +15,14 @@ one round trip; a missed page's store rides in a later turn's call.
 Entries hold the status, a few response headers, a strong ``ETag`` (a hash of
 the body) and the body. Only 200 responses are stored.
 
+Misses of one page in one process are collapsed: while a miss is being
+fetched, another request for the same page under the same generation waits
+for it and is answered with that page (``X-Cache: HIT``), so a page that
+expired, or every page after an invalidation, costs the upstream one request
+per gateway process, not one per client waiting for it. When the first
+request's answer is not a page to store (an error, a ``Vary``, too large, its
+client gone), each waiting request asks the upstream itself.
+
 The key is the method, path and query, nothing else, so a cached page must not
 depend on anything else a client sends: a cacheable request reaches the
 upstream with none of the client's headers (only the gateway's own: request
@@ -26,6 +34,7 @@ never poison the page served to the next.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +74,7 @@ _VARY_ALLOWED = frozenset({b"accept-encoding"})
 _HITS_LOCAL = CACHE_LOOKUPS.labels("hit_local")
 _HITS = CACHE_LOOKUPS.labels("hit")
 _MISSES = CACHE_LOOKUPS.labels("miss")
+_COLLAPSED = CACHE_LOOKUPS.labels("collapsed")
 
 
 def is_cacheable(route: Route, method: str, caller: Authentication) -> bool:
@@ -264,6 +274,9 @@ class CachedPages:
     def __init__(self, cache: ResponseCache) -> None:
         self._cache = cache
         self._cache_control = f"public, max-age={cache.ttl_seconds}".encode()
+        # The misses being fetched in this process, by what they were looked up
+        # under: a miss of the same page meanwhile waits for that page.
+        self._in_flight: dict[tuple[str, int, str], asyncio.Future[CachedResponse | None]] = {}
 
     def start(self, scope: Scope) -> Lookup | PendingLookup:
         """The request's lookup, or what the rate limiter reads with its limits
@@ -296,6 +309,48 @@ class CachedPages:
                 lookup.entry, b"HIT", if_none_match, send, extra=rate_limit_headers
             )
             return
+        flight: asyncio.Future[CachedResponse | None] | None = None
+        key = (lookup.generation or "", lookup.epoch, lookup.suffix)
+        if lookup.generation is not None:
+            leader = self._in_flight.get(key)
+            if leader is None:
+                flight = self._in_flight[key] = asyncio.get_running_loop().create_future()
+            else:
+                # Shielded: a follower whose client leaves must not cancel the page.
+                shared = await asyncio.shield(leader)
+                if shared is not None:
+                    _COLLAPSED.inc()
+                    await self._send_entry(
+                        shared, b"HIT", if_none_match, send, extra=rate_limit_headers
+                    )
+                    return
+                # The first request's answer was not a page to share: ask ourselves.
+        try:
+            await self._fetch(
+                upstream, scope, receive, send, lookup, flight, headers, rate_limit_headers,
+                if_none_match=if_none_match,
+            )  # fmt: skip
+        finally:
+            if flight is not None:
+                if not flight.done():  # failed or cancelled: followers ask themselves
+                    flight.set_result(None)
+                del self._in_flight[key]
+
+    async def _fetch(
+        self,
+        upstream: Upstream,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        lookup: Lookup,
+        flight: asyncio.Future[CachedResponse | None] | None,
+        headers: Callable[[], list[Header]],
+        rate_limit_headers: list[Header],
+        *,
+        if_none_match: str | None,
+    ) -> None:
+        """A miss: the upstream asked, its page answered and then stored; ``flight``
+        (when this request leads the misses of its page) given the page at once."""
         _MISSES.inc()
         send = with_rate_limit_headers(send, rate_limit_headers)
         try:
@@ -310,6 +365,8 @@ class CachedPages:
         )
         body = await _read_bounded(response, self._cache.max_body_bytes) if storable else None
         if lookup.generation is None or body is None:
+            if flight is not None:
+                flight.set_result(None)
             await relay_response(response, send, [(b"x-cache", b"MISS")])
             return
         entry = CachedResponse(
@@ -322,6 +379,8 @@ class CachedPages:
             body=body,
             etag=strong_etag(body),
         )
+        if flight is not None:
+            flight.set_result(entry)
         # Answered first: the store rides in a later turn's Redis call.
         await self._send_entry(entry, b"MISS", if_none_match, send)
         await self._cache.store(lookup, entry)

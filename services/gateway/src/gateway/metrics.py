@@ -17,7 +17,8 @@ RATE_LIMIT_REJECTIONS = Counter(
 )
 CACHE_LOOKUPS = Counter(
     "gateway_cache_lookups_total",
-    "Cacheable requests by outcome (hit_local: this process's memory, hit: Redis, miss).",
+    "Cacheable requests by outcome (hit_local: this process's memory, hit: Redis, "
+    "collapsed: the page another miss in this process was fetching, miss).",
     ["result"],
 )
 CACHE_INVALIDATIONS = Counter(

@@ -250,3 +250,64 @@ async def test_an_anonymous_read_makes_one_redis_round_trip(
         assert missed == ("MISS", 2)  # limits and lookup; then the store
         assert hit == ("HIT", 1)  # limits and lookup (from Redis, or the process tier)
     assert all(args[0] == "EVALSHA" for args in trips)
+
+
+async def test_twenty_misses_of_one_page_at_once_ask_the_upstream_once(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    """The first miss fetches; the others wait for its page and get it as hits."""
+    path = "/api/v1/products/stampede"
+    upstream.hold = asyncio.Event()
+    first = asyncio.create_task(gateway.client.get(path))
+    await asyncio.wait_for(upstream.held.wait(), 5)
+    others = [asyncio.create_task(gateway.client.get(path)) for _ in range(19)]
+    await asyncio.sleep(0.2)  # every one of them has looked up and found the fetch
+    upstream.hold.set()
+    answers = [await first, *await asyncio.gather(*others)]
+    upstream.hold = None
+
+    assert [a.status_code for a in answers] == [200] * 20
+    assert upstream.paths().count(path) == 1
+    assert [a.headers["x-cache"] for a in answers] == ["MISS"] + ["HIT"] * 19
+    assert {a.content for a in answers} == {answers[0].content}
+    assert {a.headers["etag"] for a in answers} == {answers[0].headers["etag"]}
+    assert all("ratelimit-remaining" in a.headers for a in answers)
+
+
+async def test_misses_waiting_on_an_answer_not_to_store_ask_the_upstream_themselves(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    """An error is never shared: each waiting request gets an answer of its own."""
+    path = "/api/v1/products/stampede-of-errors"
+    upstream.hold = asyncio.Event()
+    upstream.respond_status = 503
+    first = asyncio.create_task(gateway.client.get(path))
+    await asyncio.wait_for(upstream.held.wait(), 5)
+    others = [asyncio.create_task(gateway.client.get(path)) for _ in range(4)]
+    await asyncio.sleep(0.2)
+    upstream.hold.set()
+    answers = [await first, *await asyncio.gather(*others)]
+    upstream.hold = None
+    upstream.respond_status = None
+
+    assert [a.status_code for a in answers] == [503] * 5
+    assert upstream.paths().count(path) == 5
+
+
+async def test_misses_waiting_on_a_first_request_whose_client_left_are_still_answered(
+    gateway: Gateway, upstream: TestUpstream
+) -> None:
+    path = "/api/v1/products/stampede-abandoned"
+    upstream.hold = asyncio.Event()
+    first = asyncio.create_task(gateway.client.get(path))
+    await asyncio.wait_for(upstream.held.wait(), 5)
+    others = [asyncio.create_task(gateway.client.get(path)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    first.cancel()  # its client gives up while the upstream holds the page
+    await asyncio.sleep(0.05)
+    upstream.hold.set()
+    answers = await asyncio.wait_for(asyncio.gather(*others), 10)
+    upstream.hold = None
+
+    assert [a.status_code for a in answers] == [200] * 3
+    assert first.cancelled()
