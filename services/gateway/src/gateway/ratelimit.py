@@ -78,16 +78,6 @@ class RateDecision:
         return headers
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRevocation:
-    """A verified token to check for revocation with its request's limits: its
-    revocation keys and version, and the checks to count if it is revoked."""
-
-    keys: tuple[str, str]
-    token_version: int
-    checks: list[Check]
-
-
 def _state(name: str, item: RateLimitItem, allowed: bool, stats: WindowStats) -> LimitState:
     return LimitState(
         name=name,
@@ -115,36 +105,34 @@ class RedisMovingWindow:
         checks: list[Check],
         *,
         entry_suffix: str | None = None,
-        revocation: TokenRevocation | None = None,
+        token: Principal | None = None,
+        revoked_checks: list[Check] | None = None,
     ) -> tuple[list[tuple[bool, WindowStats]], Counted]:
         """Counts one request against ``checks``, in order, stopping at the first
         refusal; with ``entry_suffix``, reads that cache entry if every check allows.
-        With ``revocation``, its token is checked first and, if revoked
-        (``Counted.revoked``), the request is counted against ``revocation.checks``
-        instead, and what is decided is theirs."""
-        read = None
-        if revocation is not None:
-            session_key, version_key = revocation.keys
-            read = RevocationRead(
-                session_key=session_key,
-                version_key=version_key,
-                token_version=revocation.token_version,
-                keys=self._keys(revocation.checks),
-                windows=_windows(revocation.checks),
-            )
+        With ``token``, its revocation is read first and, if it is revoked
+        (``Counted.revoked``), the request is counted against ``revoked_checks``
+        instead (:func:`counted_checks` says which were counted)."""
         counted = await self._turn.count(
             Limits(
                 keys=self._keys(checks),
                 windows=_windows(checks),
                 entry_suffix=entry_suffix,
-                revocation=read,
+                revocation=None
+                if token is None
+                else RevocationRead(
+                    token_keys=revocation_keys(token),
+                    token_version=token.token_version,
+                    keys=self._keys(revoked_checks or []),
+                    windows=_windows(revoked_checks or []),
+                ),
             )
         )
-        if counted.revoked and revocation is not None:
-            checks = revocation.checks
         decided = [
             (allowed, WindowStats(oldest + item.get_expiry(), max(0, item.amount - count)))
-            for (_, item, _), (allowed, count, oldest) in zip(checks, counted.checked, strict=False)
+            for (_, item, _), (allowed, count, oldest) in zip(
+                counted_checks(checks, revoked_checks, counted), counted.checked, strict=False
+            )
         ]
         return decided, counted
 
@@ -154,6 +142,14 @@ class RedisMovingWindow:
 
 def _windows(checks: list[Check]) -> list[tuple[int, int]]:
     return [(item.amount, item.get_expiry()) for _, item, _ in checks]
+
+
+def counted_checks(
+    checks: list[Check], revoked_checks: list[Check] | None, counted: Counted
+) -> list[Check]:
+    """The checks a :meth:`RedisMovingWindow.hit` counted: a revoked token's instead
+    of its user's."""
+    return revoked_checks if counted.revoked and revoked_checks is not None else checks
 
 
 class RateLimiter:
@@ -193,36 +189,29 @@ class RateLimiter:
         counts a revoked token as a request without one.
         """
         ip_key = rate_limit_key(client_ip)
-        anonymous: list[Check] = [("anonymous", self._anonymous, ip_key)]
-        checks: list[Check] = (
-            [("user", self._user, str(principal.user_id))] if principal is not None else anonymous
+        auth: list[Check] = [("auth", self._auth, ip_key)] if auth_route else []
+        anonymous: list[Check] = [("anonymous", self._anonymous, ip_key), *auth]
+        checks = (
+            [("user", self._user, str(principal.user_id)), *auth]
+            if principal is not None
+            else anonymous
         )
-        if auth_route:
-            anonymous = [*anonymous, ("auth", self._auth, ip_key)]
-            checks = [*checks, ("auth", self._auth, ip_key)] if principal is not None else anonymous
-        revocation = (
-            TokenRevocation(
-                keys=revocation_keys(principal),
-                token_version=principal.token_version,
-                checks=anonymous,
-            )
-            if check_revocation and principal is not None
-            else None
-        )
+        token = principal if check_revocation else None
         if self._redis_guard.available:
             try:
                 decided, counted = await self._shared.hit(
-                    checks, entry_suffix=entry_suffix, revocation=revocation
+                    checks, entry_suffix=entry_suffix, token=token, revoked_checks=anonymous
                 )
             except (RedisError, OSError) as exc:
                 self._redis_guard.failed("rate_limit", exc)
             else:
                 self._redis_guard.succeeded()
-                if revocation is None:
-                    return _decision(checks, decided, counted)
-                if counted.revoked:
-                    checks = revocation.checks
-                return _decision(checks, decided, counted, revoked=counted.revoked)
+                return _decision(
+                    counted_checks(checks, anonymous, counted),
+                    decided,
+                    counted,
+                    revoked=counted.revoked if token is not None else None,
+                )
         REDIS_DEGRADED.labels("rate_limit").inc()
         return await self._decide_in_memory(checks)
 

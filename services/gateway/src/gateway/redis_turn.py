@@ -77,13 +77,12 @@ while a <= #ARGV do
     local suffix = ARGV[revoked_at + 2 + 2 * refused]
     local revoked = 0
     if version ~= '' then
-      local minimum = redis.call('GET', KEYS[k + 1])
       if redis.call('EXISTS', KEYS[k]) == 1 then
         revoked = 1
-      elseif minimum then
+      else
+        local minimum = redis.call('GET', KEYS[k + 1])
         -- A minimum that is not a number revokes: never an error for the whole turn.
-        local floor = tonumber(minimum)
-        if floor == nil or tonumber(version) < floor then
+        if minimum and (tonumber(minimum) == nil or tonumber(version) < tonumber(minimum)) then
           revoked = 1
         end
       end
@@ -138,11 +137,10 @@ class RevocationRead:
     its revocation keys (:func:`emporium_kit.identity.revocations.revocation_keys`),
     its version, and the limits to count instead if it is revoked."""
 
-    session_key: str
-    version_key: str
+    token_keys: tuple[str, str]
     token_version: int
-    keys: Sequence[str] = ()
-    windows: Sequence[Window] = ()
+    keys: Sequence[str]
+    windows: Sequence[Window]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +203,7 @@ class RedisTurn:
                 continue
             revocation = op.revocation
             if revocation is not None:
-                keys += (revocation.session_key, revocation.version_key)
+                keys += revocation.token_keys
             keys += op.keys
             args += ("L", len(op.windows))
             for amount, seconds in op.windows:

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import aio_pika
+import httpx
 from gateway_testkit import AMQP_URL, Gateway, GatewayFactory, TestUpstream, Tokens, free_port
 from redis.asyncio import Redis
 
@@ -252,16 +253,25 @@ async def test_an_anonymous_read_makes_one_redis_round_trip(
     assert all(args[0] == "EVALSHA" for args in trips)
 
 
+async def _misses_held_at_the_upstream(
+    gateway: Gateway, upstream: TestUpstream, path: str, followers: int
+) -> tuple[asyncio.Task[httpx.Response], list[asyncio.Task[httpx.Response]]]:
+    """A first miss of ``path`` held at the upstream, then ``followers`` more for it;
+    the upstream answers once the test sets ``upstream.hold``."""
+    upstream.hold = asyncio.Event()
+    first = asyncio.create_task(gateway.client.get(path))
+    await asyncio.wait_for(upstream.held.wait(), 5)
+    others = [asyncio.create_task(gateway.client.get(path)) for _ in range(followers)]
+    await asyncio.sleep(0.2)  # every one of them has looked up and found the fetch
+    return first, others
+
+
 async def test_twenty_misses_of_one_page_at_once_ask_the_upstream_once(
     gateway: Gateway, upstream: TestUpstream
 ) -> None:
     """The first miss fetches; the others wait for its page and get it as hits."""
     path = "/api/v1/products/stampede"
-    upstream.hold = asyncio.Event()
-    first = asyncio.create_task(gateway.client.get(path))
-    await asyncio.wait_for(upstream.held.wait(), 5)
-    others = [asyncio.create_task(gateway.client.get(path)) for _ in range(19)]
-    await asyncio.sleep(0.2)  # every one of them has looked up and found the fetch
+    first, others = await _misses_held_at_the_upstream(gateway, upstream, path, 19)
     upstream.hold.set()
     answers = [await first, *await asyncio.gather(*others)]
     upstream.hold = None
@@ -279,12 +289,8 @@ async def test_misses_waiting_on_an_answer_not_to_store_ask_the_upstream_themsel
 ) -> None:
     """An error is never shared: each waiting request gets an answer of its own."""
     path = "/api/v1/products/stampede-of-errors"
-    upstream.hold = asyncio.Event()
     upstream.respond_status = 503
-    first = asyncio.create_task(gateway.client.get(path))
-    await asyncio.wait_for(upstream.held.wait(), 5)
-    others = [asyncio.create_task(gateway.client.get(path)) for _ in range(4)]
-    await asyncio.sleep(0.2)
+    first, others = await _misses_held_at_the_upstream(gateway, upstream, path, 4)
     upstream.hold.set()
     answers = [await first, *await asyncio.gather(*others)]
     upstream.hold = None
@@ -298,11 +304,7 @@ async def test_misses_waiting_on_a_first_request_whose_client_left_are_still_ans
     gateway: Gateway, upstream: TestUpstream
 ) -> None:
     path = "/api/v1/products/stampede-abandoned"
-    upstream.hold = asyncio.Event()
-    first = asyncio.create_task(gateway.client.get(path))
-    await asyncio.wait_for(upstream.held.wait(), 5)
-    others = [asyncio.create_task(gateway.client.get(path)) for _ in range(3)]
-    await asyncio.sleep(0.2)
+    first, others = await _misses_held_at_the_upstream(gateway, upstream, path, 3)
     first.cancel()  # its client gives up while the upstream holds the page
     await asyncio.sleep(0.05)
     upstream.hold.set()

@@ -303,7 +303,7 @@ async def test_the_scripts_revocation_rule_is_the_kits(gateway: Gateway) -> None
 
     from emporium_kit.identity.revocations import revocation_keys, revoked_by
     from emporium_kit.identity.tokens import Principal
-    from gateway.ratelimit import RedisMovingWindow, TokenRevocation
+    from gateway.ratelimit import RedisMovingWindow
     from gateway.redis_turn import RedisTurn
 
     def token() -> Principal:
@@ -330,13 +330,10 @@ async def test_the_scripts_revocation_rule_is_the_kits(gateway: Gateway) -> None
                     await redis.set(session_key, b"1", ex=60)
                 if minimum is not None:
                     await redis.set(version_key, minimum, ex=60)
-                revocation = TokenRevocation(
-                    keys=(session_key, version_key),
-                    token_version=3,
-                    checks=[("anonymous", anonymous, "ip")],
-                )
                 _, counted = await window.hit(
-                    [("user", user, str(principal.user_id))], revocation=revocation
+                    [("user", user, str(principal.user_id))],
+                    token=principal,
+                    revoked_checks=[("anonymous", anonymous, "ip")],
                 )
                 verdicts.append(
                     (counted.revoked, revoked_by(principal, b"1" if flagged else None, minimum))
@@ -346,9 +343,8 @@ async def test_the_scripts_revocation_rule_is_the_kits(gateway: Gateway) -> None
         await redis.set(junk_keys[1], b"three", ex=60)
         _, counted_junk = await window.hit(
             [("user", user, str(junk.user_id))],
-            revocation=TokenRevocation(
-                keys=junk_keys, token_version=3, checks=[("anonymous", anonymous, "ip")]
-            ),
+            token=junk,
+            revoked_checks=[("anonymous", anonymous, "ip")],
         )
     finally:
         await redis.aclose()
