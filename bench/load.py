@@ -6,7 +6,7 @@ import json
 import os
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,35 @@ def wrk(request: Request, *, connections: int, seconds: int) -> Run:
             fields = json.loads(line.removeprefix(RESULT_PREFIX))
             return Run(**{name: fields[name] for name in Run.__dataclass_fields__})
     raise RuntimeError(f"wrk printed no result (exit {done.returncode}): {done.stderr.strip()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """One case of :func:`measure_together`: what is asked, how, and what to wait out."""
+
+    request: Request
+    connections: int
+    settle: Callable[[], None] = lambda: None
+
+
+def measure_together(loads: Sequence[Load], plan: Plan) -> list[Measurement]:
+    """Each case's warm-up, then their runs in turn: run 1 of every case, run 2, ...
+
+    A ratio of two of them then compares runs made seconds apart rather than a
+    case's three runs with another's three, minutes later: a machine whose speed
+    drifts (other tenants of its host) moves both sides of the ratio alike.
+    """
+    if plan.warmup_seconds > 0:
+        for load in loads:
+            wrk(load.request, connections=load.connections, seconds=plan.warmup_seconds)
+    runs: list[list[Run]] = [[] for _ in loads]
+    for _ in range(plan.runs):
+        for load, done in zip(loads, runs, strict=True):
+            load.settle()
+            done.append(
+                wrk(load.request, connections=load.connections, seconds=plan.duration_seconds)
+            )
+    return [Measurement.of(load.connections, done) for load, done in zip(loads, runs, strict=True)]
 
 
 def measure(

@@ -39,17 +39,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import profiling, rss
-from bench.load import Measurement, Plan, Request, Run, measure, wrk
+from bench.load import Load, Measurement, Plan, Request, Run, measure, measure_together, wrk
 from bench.servers import Server, ServerError
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-GATEWAY_PORT, USERS_PORT, CATALOG_PORT, ORDERS_PORT, BASELINE_PORT = (
+GATEWAY_PORT, USERS_PORT, CATALOG_PORT, ORDERS_PORT, BASELINE_PORT, PROXY_FLOOR_PORT = (
     18000,
     18001,
     18002,
     18003,
     18010,
+    18011,
 )
 SERVER_CPU, GATEWAY_CPUS = "1", "0,1"
 GATEWAY_WORKERS = 2
@@ -332,6 +333,22 @@ def start_gateway(stack: ExitStack, env: dict[str, str], users: Server) -> Serve
     ), required=False)  # fmt: skip
 
 
+def start_proxy_floor(stack: ExitStack, env: dict[str, str], users: Server) -> Server:
+    """Bare Starlette proxying to ``users`` after one Redis ``INCR``, laid out as the gateway."""
+    proxy = started(stack, Server(
+        "proxy-floor",
+        [PYTHON, "-m", "uvicorn", "bench.baselines.proxy_app:app", "--host", "127.0.0.1",
+         "--port", str(PROXY_FLOOR_PORT), "--workers", str(GATEWAY_WORKERS), "--loop", "uvloop",
+         "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+        cpus=GATEWAY_CPUS, port=PROXY_FLOOR_PORT,
+        env={**env, "BENCH_UPSTREAM_URL": users.url, "BENCH_PROXY_REDIS": "1",
+             "BENCH_REDIS_URL": bench_redis_url()},
+        ready_path="/.well-known/jwks.json",
+    ))  # fmt: skip
+    assert proxy is not None
+    return proxy
+
+
 def run(plan: Plan) -> str:
     env = common_environment()
     migrate(env)
@@ -351,54 +368,32 @@ def run(plan: Plan) -> str:
              "BENCH_REDIS_URL": bench_redis_url()}, "/hello",
         ))  # fmt: skip
         assert baseline is not None
-        ceiling_me = measure(
-            Request(baseline.url + "/me"), connections=USERS_CONNECTIONS, plan=plan
-        )
-        ceiling_hello = measure(
-            Request(baseline.url + "/hello"), connections=GATEWAY_CONNECTIONS, plan=plan
-        )
-        redis_floor = measure(
-            Request(baseline.url + "/redis"), connections=GATEWAY_CONNECTIONS, plan=plan
-        )
-        baseline.stop()
-
         me = Request(users.url + "/api/v1/users/me", token=account.token)
-        jwks = Request(users.url + "/.well-known/jwks.json")
         login = Request(
             users.url + "/api/v1/auth/login",
             method="POST",
             body=json.dumps({"email": account.email, "password": account.password}),
         )
-        results: dict[str, Measurement] = {}
-        for key, request, connections in (
-            ("me", me, USERS_CONNECTIONS),
-            ("me-gateway-pair", me, GATEWAY_CONNECTIONS),
-            ("jwks", jwks, GATEWAY_CONNECTIONS),
-            ("login", login, USERS_CONNECTIONS),
-        ):
-            expect_ok(request)
-            results[key] = measure(request, connections=connections, plan=plan, settle=users.settle)
+        expect_ok(me)
+        expect_ok(login)
+        ceiling_me, users_me = measure_together(
+            [Load(Request(baseline.url + "/me"), USERS_CONNECTIONS),
+             Load(me, USERS_CONNECTIONS, users.settle)],
+            plan,
+        )  # fmt: skip
+        users_login = measure(login, connections=USERS_CONNECTIONS, plan=plan, settle=users.settle)
+        gateway_rows = run_gateway(stack, env, users, baseline, account, plan)
+        baseline.stop()
         users.settle(timeout=60)
         rss_loaded = users.rss_mib()
 
-        gateway_rows = run_gateway(
-            stack,
-            env,
-            users,
-            account,
-            Direct(me=results["me-gateway-pair"], jwks=results["jwks"]),
-            ceiling_hello,
-            redis_floor,
-            plan,
-        )
-
-    me_ratio = ratio(results["me"], ceiling_me)
+    me_ratio = ratio(users_me, ceiling_me)
     users_rows = [
         Row("(1) bare Starlette, same JSON as /users/me (ceiling)", ceiling_me,
             f"{len(account.me_body)}-byte body"),
-        Row("(2) users `GET /api/v1/users/me`, bearer token", results["me"],
-            f"ratio to (1): {verdict(me_ratio, 0.5)}"),
-        Row("(3) users `POST /api/v1/auth/login`", results["login"],
+        Row("(2) users `GET /api/v1/users/me`, bearer token", users_me,
+            f"ratio to (1), runs interleaved: {verdict(me_ratio, 0.5)}"),
+        Row("(3) users `POST /api/v1/auth/login`", users_login,
             f"bcrypt cost {bcrypt_rounds} (USERS_BCRYPT_ROUNDS unset: the default), one core; "
             "latencies of the logins completed within each run"),
     ]  # fmt: skip
@@ -408,7 +403,8 @@ def run(plan: Plan) -> str:
     out.append(table(
         ["users process", "VmRSS", "aim"],
         [["(4) idle, after start-up", mb(rss_idle), "≤ 120 MB"],
-         ["(4) idle, after the load of (2), (3), (a) and (e)", mb(rss_loaded), "≤ 120 MB"]],
+         ["(4) idle, after the load of (2), (3) and the gateway cases", mb(rss_loaded),
+          "≤ 120 MB"]],
     ))  # fmt: skip
     out.append("")
     out.append(f"### Gateway (issue #4): {GATEWAY_CONNECTIONS} connections\n")
@@ -416,71 +412,83 @@ def run(plan: Plan) -> str:
     return "\n".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Direct:
-    """The users measurements that the gateway cases are compared with (64 connections)."""
-
-    me: Measurement
-    jwks: Measurement
-
-
 def run_gateway(
     stack: ExitStack,
     env: dict[str, str],
     users: Server,
+    baseline: Server,
     account: BenchUser,
-    direct: Direct,
-    ceiling: Measurement,
-    redis_floor: Measurement,
     plan: Plan,
 ) -> str:
-    me_through: Measurement | None = None
-    jwks_through: Measurement | None = None
-    cached: Measurement | None = None
-    reason = "gateway not available"
-    if gateway_importable(env):
-        gateway = start_gateway(stack, env, users)
-        if gateway is not None:
-            me = Request(gateway.url + "/api/v1/users/me", token=account.token)
-            jwks = Request(gateway.url + "/.well-known/jwks.json")
-            products = Request(gateway.url + "/api/v1/products")
-            expect_ok(me)
-            expect_ok(jwks)
-            expect_ok(products)  # a miss: fetched from the stub and stored
-            expect_cached(products)
-            me_through = measure(
-                me, connections=GATEWAY_CONNECTIONS, plan=plan, settle=users.settle
-            )
-            cached = measure(products, connections=GATEWAY_CONNECTIONS, plan=plan)
-            jwks_through = measure(
-                jwks, connections=GATEWAY_CONNECTIONS, plan=plan, settle=users.settle
-            )
-        else:
-            reason = "gateway did not become ready"
-    else:
+    """Each gateway case with what it is compared to, their runs interleaved."""
+    hello, redis_floor = Request(baseline.url + "/hello"), Request(baseline.url + "/redis")
+    me_direct = Request(users.url + "/api/v1/users/me", token=account.token)
+    jwks_direct = Request(users.url + "/.well-known/jwks.json")
+    if not gateway_importable(env):
         reason = "gateway not available (`import gateway` fails)"
+        gateway = None
+    else:
+        gateway = start_gateway(stack, env, users)
+        reason = "gateway did not become ready"
+    proxy = start_proxy_floor(stack, env, users)
+    through: dict[str, Request] = {}
+    if gateway is not None:
+        through = {
+            "me": Request(gateway.url + "/api/v1/users/me", token=account.token),
+            "products": Request(gateway.url + "/api/v1/products"),
+            "jwks": Request(gateway.url + "/.well-known/jwks.json"),
+        }
+        expect_ok(through["me"])
+        expect_ok(through["jwks"])
+        expect_ok(through["products"])  # a miss: fetched from the stub and stored
+        expect_cached(through["products"])
+    me_floor = Request(proxy.url + "/api/v1/users/me", token=account.token)
+    jwks_floor = Request(proxy.url + "/.well-known/jwks.json")
+    expect_ok(me_floor)
+    expect_ok(jwks_floor)
+
+    def group(direct: Request, case: str, floor: Request) -> list[Measurement | None]:
+        asked = [direct, *([through[case]] if case in through else []), floor]
+        loads = [Load(request, GATEWAY_CONNECTIONS, users.settle) for request in asked]
+        measured: list[Measurement | None] = list(measure_together(loads, plan))
+        if case not in through:
+            measured.insert(1, None)
+        return measured
+
+    direct_me, me_through, me_floor_m = group(me_direct, "me", me_floor)
+    ceiling, cached, floor_g = group(hello, "products", redis_floor)
+    direct_jwks, jwks_through, jwks_floor_m = group(jwks_direct, "jwks", jwks_floor)
 
     gw = f"gateway, {GATEWAY_WORKERS} workers on cores {GATEWAY_CPUS}"
+    floor = f"bare Starlette, {GATEWAY_WORKERS} workers on cores {GATEWAY_CPUS}"
     rows = [
-        Row("(a) users `GET /api/v1/users/me` directly, bearer token", direct.me,
+        Row("(a) users `GET /api/v1/users/me` directly, bearer token", direct_me,
             "users on core 1"),
         Row("(b) the same through the gateway", me_through,
             f"{gw}; JWT check; revocation read and per-user limit in one script call; "
-            f"(b)/(a): {verdict(ratio(me_through, direct.me), 0.8)}" if me_through else reason),
+            f"(b)/(a): {verdict(ratio(me_through, direct_me), 0.8)}, "
+            f"(b)/(h): {_plain(ratio(me_through, me_floor_m))}" if me_through else reason),
+        Row("(h) the same through a bare proxy after one Redis `INCR` (the floor of (b))",
+            me_floor_m,
+            f"{floor}; aiohttp, the Authorization header only, nothing checked or logged; "
+            f"(h)/(a): {_plain(ratio(me_floor_m, direct_me))}"),
         Row("(c) gateway `GET /api/v1/products`, from its Redis cache", cached,
             f"{gw}; X-Cache: HIT; one Redis round trip (the rate limit); "
             f"(c)/(d): {verdict(ratio(cached, ceiling), 0.4)}, "
-            f"(c)/(g): {_plain(ratio(cached, redis_floor))}"
+            f"(c)/(g): {_plain(ratio(cached, floor_g))}"
             if cached else reason),
         Row("(d) bare Starlette hello (ceiling)", ceiling, "core 1"),
-        Row("(g) bare Starlette hello after one Redis `INCR` (the floor of (c))", redis_floor,
-            f"core 1; (g)/(d): {_plain(ratio(redis_floor, ceiling))}"),
-        Row("(e) users `GET /.well-known/jwks.json` directly", direct.jwks,
+        Row("(g) bare Starlette hello after one Redis `INCR` (the floor of (c))", floor_g,
+            f"core 1; (g)/(d): {_plain(ratio(floor_g, ceiling))}"),
+        Row("(e) users `GET /.well-known/jwks.json` directly", direct_jwks,
             "users on core 1; worst case for the gateway: a trivial upstream"),
         Row("(f) the same through the gateway (worst case)", jwks_through,
             f"{gw}; anonymous limit; the gateway's fixed cost dominates; "
-            f"(f)/(e): {verdict(ratio(jwks_through, direct.jwks), 0.7)}"
+            f"(f)/(e): {verdict(ratio(jwks_through, direct_jwks), 0.7)}, "
+            f"(f)/(i): {_plain(ratio(jwks_through, jwks_floor_m))}"
             if jwks_through else reason),
+        Row("(i) the same through the bare proxy of (h) (the floor of (f))", jwks_floor_m,
+            f"{floor}; (i)/(e): {_plain(ratio(jwks_floor_m, direct_jwks))}"),
     ]  # fmt: skip
     return load_table(rows)
 
