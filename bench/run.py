@@ -4,6 +4,7 @@
     BENCH_DURATION=2 BENCH_RUNS=1 .venv/bin/python -m bench   # smoke run
     .venv/bin/python -m bench --only rss            # idle RSS in runtime-only venvs
     .venv/bin/python -m bench --only catalog        # catalogue search and reads (bench/catalogue)
+    .venv/bin/python -m bench --only tracing        # the load cases with tracing off, ids only, exported
     .venv/bin/python -m bench --profile gateway-cached   # py-spy under one case's load
 
 Servers run on core 1 (``taskset -c 1``), wrk on core 0; the gateway, with one
@@ -283,11 +284,11 @@ def mb(mib: float) -> str:
 # --- the run -----------------------------------------------------------------
 
 
-def users_environment(env: dict[str, str]) -> dict[str, str]:
+def users_environment(env: dict[str, str], port: int = USERS_PORT) -> dict[str, str]:
     return {
         **env,
         "USERS_HOST": "127.0.0.1",
-        "USERS_PORT": str(USERS_PORT),
+        "USERS_PORT": str(port),
         "USERS_JWT_PRIVATE_KEY": ephemeral_signing_key(),
         "USERS_RUN_OUTBOX_RELAY": "false",
         # 32 logins at once to one account: its failure budget (5 in flight by
@@ -297,25 +298,36 @@ def users_environment(env: dict[str, str]) -> dict[str, str]:
 
 
 def start_users(stack: ExitStack, users_env: dict[str, str]) -> Server:
+    """Users as ``users_env`` says (its ``USERS_PORT``: :func:`users_environment`)."""
     users = started(stack, Server(
-        "users", [PYTHON, "-m", "users"], cpus=SERVER_CPU, port=USERS_PORT, env=users_env,
-        ready_path="/health/ready",
+        "users", [PYTHON, "-m", "users"], cpus=SERVER_CPU, port=int(users_env["USERS_PORT"]),
+        env=users_env, ready_path="/health/ready",
     ))  # fmt: skip
     assert users is not None
     return users
 
 
-def start_gateway(stack: ExitStack, env: dict[str, str], users: Server) -> Server | None:
-    """The catalogue stub and the gateway (2 workers) in front of ``users``; None if not ready."""
-    started(stack, uvicorn_server(
-        "catalog-stub", "bench.baselines.catalog_stub:app", CATALOG_PORT, env, "/health/ready",
-    ))  # fmt: skip
+def start_gateway(
+    stack: ExitStack,
+    env: dict[str, str],
+    users: Server,
+    *,
+    port: int = GATEWAY_PORT,
+    catalog_stub: bool = True,
+) -> Server | None:
+    """The gateway (2 workers) in front of ``users`` and, unless ``catalog_stub`` is False
+    (it runs already), the catalogue stub; None if the gateway did not become ready."""
+    if catalog_stub:
+        started(stack, uvicorn_server(
+            "catalog-stub", "bench.baselines.catalog_stub:app", CATALOG_PORT, env,
+            "/health/ready",
+        ))  # fmt: skip
     metrics_dir = tempfile.mkdtemp(prefix="bench-gateway-metrics-")
     stack.callback(shutil.rmtree, metrics_dir, True)
     gateway_env = {
         **env,
         "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(GATEWAY_PORT),
+        "GATEWAY_PORT": str(port),
         "GATEWAY_WORKERS": str(GATEWAY_WORKERS),
         "GATEWAY_USERS_URL": users.url,
         "GATEWAY_CATALOG_URL": f"http://127.0.0.1:{CATALOG_PORT}",
@@ -328,7 +340,7 @@ def start_gateway(stack: ExitStack, env: dict[str, str], users: Server) -> Serve
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
     }
     return started(stack, Server(
-        "gateway", [PYTHON, "-m", "gateway"], cpus=GATEWAY_CPUS, port=GATEWAY_PORT,
+        "gateway", [PYTHON, "-m", "gateway"], cpus=GATEWAY_CPUS, port=port,
         env=gateway_env, ready_path="/health/ready",
     ), required=False)  # fmt: skip
 
@@ -620,10 +632,10 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("load", "rss", "catalog"),
-        help="load: the throughput tables; rss: idle RSS in runtime-only venvs; catalog: the "
-        "catalogue's search and read cases on seeded data, BENCH_CATALOG_PRODUCTS (default 100000) "
-        "(default: all three)",
+        choices=("load", "tracing", "rss", "catalog"),
+        help="load: the throughput tables; tracing: the load cases with tracing off, ids only "
+        "and exported; rss: idle RSS in runtime-only venvs; catalog: the catalogue's search and "
+        "read cases on seeded data, BENCH_CATALOG_PRODUCTS (default 100000) (default: all four)",
     )
     parser.add_argument(
         "--profile",
@@ -669,6 +681,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "load") and not args.profile:
             print(run(plan))
             print(notes())
+        if args.only in (None, "tracing") and not args.profile:
+            from bench import tracing  # imports this module
+
+            print(tracing.run(plan), flush=True)
         if args.only in (None, "rss") and not args.profile:
             print(run_rss(), flush=True)
         if args.only in (None, "catalog") and not args.profile:
