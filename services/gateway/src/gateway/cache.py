@@ -263,6 +263,17 @@ async def _read_bounded(response: UpstreamResponse, max_body_bytes: int) -> byte
         await response.aclose()
 
 
+@dataclass(frozen=True, slots=True)
+class _Miss:
+    """A request that the cache could not answer: what its answer needs (built on a miss only)."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    if_none_match: str | None
+    rate_limit_headers: list[Header]
+
+
 class CachedPages:
     """Serves a cacheable request: from the cache, or from the upstream and then stored.
 
@@ -325,11 +336,9 @@ class CachedPages:
                     )
                     return
                 # The first request's answer was not a page to share: ask ourselves.
+        miss = _Miss(scope, receive, send, if_none_match, rate_limit_headers)
         try:
-            await self._fetch(
-                upstream, scope, receive, send, lookup, flight, headers, rate_limit_headers,
-                if_none_match=if_none_match,
-            )  # fmt: skip
+            await self._fetch(upstream, miss, lookup, flight, headers)
         finally:
             if flight is not None:
                 if not flight.done():  # failed or cancelled: followers ask themselves
@@ -339,24 +348,19 @@ class CachedPages:
     async def _fetch(
         self,
         upstream: Upstream,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
+        miss: _Miss,
         lookup: Lookup,
         flight: asyncio.Future[CachedResponse | None] | None,
         headers: Callable[[], list[Header]],
-        rate_limit_headers: list[Header],
-        *,
-        if_none_match: str | None,
     ) -> None:
         """A miss: the upstream asked, its page answered and then stored; ``flight``
         (when this request leads the misses of its page) given the page at once."""
         _MISSES.inc()
-        send = with_rate_limit_headers(send, rate_limit_headers)
+        send = with_rate_limit_headers(miss.send, miss.rate_limit_headers)
         try:
-            response = await upstream.send("GET", request_target(scope), headers(), None)
+            response = await upstream.send("GET", request_target(miss.scope), headers(), None)
         except UpstreamFailure as failure:
-            await send_failure(failure, scope, receive, send)
+            await send_failure(failure, miss.scope, miss.receive, send)
             return
         storable = (
             response.status_code == 200
@@ -382,7 +386,7 @@ class CachedPages:
         if flight is not None:
             flight.set_result(entry)
         # Answered first: the store rides in a later turn's Redis call.
-        await self._send_entry(entry, b"MISS", if_none_match, send)
+        await self._send_entry(entry, b"MISS", miss.if_none_match, send)
         await self._cache.store(lookup, entry)
 
     async def _send_entry(
