@@ -4,7 +4,7 @@
     BENCH_DURATION=2 BENCH_RUNS=1 .venv/bin/python -m bench   # smoke run
     .venv/bin/python -m bench --only rss            # idle RSS in runtime-only venvs
     .venv/bin/python -m bench --only catalog        # catalogue search and reads (bench/catalogue)
-    .venv/bin/python -m bench --only tracing        # the load cases with tracing off, ids only, exported
+    .venv/bin/python -m bench --only tracing        # the gateway cases as tracing is set up
     .venv/bin/python -m bench --profile gateway-cached   # py-spy under one case's load
 
 Servers run on core 1 (``taskset -c 1``), wrk on core 0; the gateway, with one

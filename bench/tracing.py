@@ -1,4 +1,4 @@
-"""What tracing costs (issue #12): three configurations side by side, runs interleaved.
+"""What tracing costs (issue #12): four configurations side by side, runs interleaved.
 
     .venv/bin/python -m bench --only tracing
 
@@ -8,16 +8,20 @@
   provider that samples nothing (:mod:`emporium_kit.tracing`): every request has
   a trace and span id, in its log lines and in the ``traceparent`` the gateway
   forwards; no span is recorded.
-* **exported**: ``OTEL_TRACES_EXPORTER=otlp`` to the bench's OTLP/HTTP sink
+* **exported, all**: ``OTEL_TRACES_EXPORTER=otlp`` to the bench's OTLP/HTTP sink
   (:mod:`bench.baselines.otlp_sink`, on core 0 with wrk), the SDK's default
   sampler (``parentbased_always_on``): every request recorded, with its HTTP
   server and client spans, its SQL and Redis spans, and exported in batches by
   the SDK's ``BatchSpanProcessor`` (which drops what its queue of 2,048 cannot
   hold, as it does in production).
+* **exported, 1 in 10**: the same with ``OTEL_TRACES_SAMPLER=parentbased_traceidratio``
+  and ``OTEL_TRACES_SAMPLER_ARG=0.1``, as a busy production deployment would
+  run: one trace in ten recorded (the gateway decides, services follow its
+  flag), the instrumentation still in place for the nine others.
 
 Each configuration has its own users (core 1) and gateway (2 workers, cores
 0 and 1), all started at once on ports of their own (an idle server costs
-nothing); each case is measured on the three together (``measure_together``),
+nothing); each case is measured on the four together (``measure_together``),
 so the ratios compare runs seconds apart.
 """
 
@@ -65,10 +69,15 @@ def configurations(sink_url: str) -> tuple[Configuration, ...]:
         Configuration("off", {"OTEL_SDK_DISABLED": "true"}),
         Configuration("ids only (default)", {}),
         Configuration(
-            "exported",
+            "exported, 1 in 10",
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+             "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+        ),
+        Configuration(
+            "exported, all",
             {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url},
         ),
-    )
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,20 +136,24 @@ def run(plan: Plan) -> str:
                 Load(request, GATEWAY_CONNECTIONS, s.users.settle)
                 for request, s in zip(requests, stacks, strict=True)
             ]
-            off, ids, exported = measure_together(loads, plan)
+            off, *others = measure_together(loads, plan)
             rows.append([
-                name, _cell(off), _cell(ids), _cell(exported),
-                _plain(ratio(ids, off)), _plain(ratio(exported, off)),
+                name, _cell(off), *(_cell(m) for m in others),
+                *(_plain(ratio(m, off)) for m in others),
             ])  # fmt: skip
         spans = httpx.get(sink.url + "/spans", timeout=10).json()
     received = ", ".join(f"{service} {count:,}" for service, count in sorted(spans.items()))
     return (
         f"### Tracing (issue #12): {GATEWAY_CONNECTIONS} connections\n\n"
         + table(
-            ["case", *(f"{c.name}: req/s" for c in chosen), "ids only / off", "exported / off"],
+            [
+                "case",
+                *(f"{c.name}: req/s" for c in chosen),
+                *(f"{c.name} / off" for c in chosen[1:]),
+            ],
             rows,
         )
         + f"\n\nEach configuration: users on core 1, the gateway with {GATEWAY_WORKERS} workers "
         f"on cores {GATEWAY_CPUS}; the OTLP sink on core 0. Spans the sink received over the "
-        f"whole run (exported configuration): {received or 'none'}.\n"
+        f"whole run (both exported configurations): {received or 'none'}.\n"
     )
