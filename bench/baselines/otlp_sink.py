@@ -5,7 +5,10 @@
 it, counts its spans by service and answers an empty
 ``ExportTraceServiceResponse``, as a collector does. ``GET /spans`` says how
 many spans arrived from which service, so the bench can show that the
-"exported" configuration really exported.
+"exported" configurations really exported. Not the tests' collector
+(``emporium_testkit.otlp``): that one is a thread of the test process that
+keeps every span for the test to read, where the bench needs a process of its
+own, pinned to a core, that keeps a count.
 
     uvicorn bench.baselines.otlp_sink:app --port 18130
 """
