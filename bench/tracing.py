@@ -54,7 +54,7 @@ from bench.run import (
 )
 from bench.servers import Server, ServerError
 
-SINK_PORT = 18130
+SINK_PORT = 18190  # after the configurations' ports
 FIRST_GATEWAY_PORT = 18100  # configuration i: gateway 18100 + 10 i, users one above
 
 

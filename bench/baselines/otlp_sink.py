@@ -10,7 +10,7 @@ many spans arrived from which service, so the bench can show that the
 keeps every span for the test to read, where the bench needs a process of its
 own, pinned to a core, that keeps a count.
 
-    uvicorn bench.baselines.otlp_sink:app --port 18130
+    uvicorn bench.baselines.otlp_sink:app --port 18190
 """
 
 from __future__ import annotations
