@@ -425,6 +425,8 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
         "GATEWAY_ORDERS_URL": f"http://{HOST}:{free_port()}",
         "GATEWAY_REQUIRED_UPSTREAMS": "users",
         "GATEWAY_REDIS_KEY_PREFIX": f"bench:rss:{uuid.uuid4().hex[:8]}:",
+        # The load after the idle reading is forwarded, not refused with 429.
+        "RATE_LIMIT_ANONYMOUS": "10000000/minute",
     }
     runs = [
         ("mailsink", "mailsink", mail_http, {}),
@@ -477,6 +479,7 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
             results.append(Measured(label, count, action, tree_memory(server.pid)))
         # Only now, after every reading: ask each process for its module names.
         modules = module_names(modules_dir, [m.pid for r in results for m in r.processes])
+        after_load = _after_load(started, users_url)
         for server, _, _, _ in reversed(started):
             server.stop()
         for (_, label, name, run_env), result in zip(started, results, strict=True):
@@ -486,7 +489,74 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
                 breakdown = import_breakdown(python, run_env, modules[main_pid], workdir)
                 breakdowns.append((label, breakdown))
     counts = {pid: len(names) for pid, names in modules.items()}
-    return rss_table(results, counts) + "\n\n" + breakdown_table(results, breakdowns)
+    return (
+        rss_table(results, counts)
+        + "\n\n"
+        + after_load_table(results, after_load)
+        + "\n\n"
+        + breakdown_table(results, breakdowns)
+    )
+
+
+LOAD_SECONDS = 10
+LOAD_CONNECTIONS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class AfterLoad:
+    label: str
+    asked: str
+    requests: int
+    failed: int
+    rss_kib: int
+
+
+Started = tuple[Server, str, str, dict[str, str]]  # server, label, service name, environment
+
+
+def _after_load(started: Sequence[Started], users_url: str) -> list[AfterLoad]:
+    """Each single-process HTTP service's VmRSS once idle again after ``LOAD_SECONDS`` of
+    wrk on one of its routes (its sockets, buffers and caches as traffic leaves them)."""
+    from bench.load import Request, wrk
+    from bench.run import create_bench_user  # it imports this module
+
+    token = create_bench_user(users_url).token
+    routes = {
+        "mailsink": ("/api/v1/messages", None),
+        "users": ("/api/v1/users/me", token),
+        "gateway": ("/.well-known/jwks.json", None),  # through it to users
+        "catalog": ("/api/v1/products", None),
+    }
+    measured = []
+    for server, label, name, _ in started:
+        if len(tree_memory(server.pid)) > 1:
+            continue  # the 2-worker gateway: its idle figure is the one that says something
+        path, bearer = routes[name]
+        run = wrk(Request(server.url + path, token=bearer), connections=LOAD_CONNECTIONS,
+                  seconds=LOAD_SECONDS)  # fmt: skip
+        server.settle()
+        time.sleep(IDLE_SECONDS)
+        failed = run.non_2xx + run.socket_errors + run.timeouts
+        measured.append(
+            AfterLoad(label, path, run.requests, failed, _status_kib(server.pid, "VmRSS"))
+        )
+    return measured
+
+
+def after_load_table(results: Sequence[Measured], after: Sequence[AfterLoad]) -> str:
+    idle = {r.label: r.processes[0].rss_kib for r in results}
+    lines = [
+        f"| service | asked, {LOAD_CONNECTIONS} connections for {LOAD_SECONDS} s | requests "
+        f"(not 2xx or failed) | VmRSS idle MiB | VmRSS idle after the load MiB | "
+        f"aim ≤ {AIM_MB:.0f} MB after the load |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {a.label} | `GET {a.asked}` | {a.requests:,} ({a.failed}) | {_mib(idle[a.label])} | "
+        f"{_mib(a.rss_kib)} | {_verdict(a.rss_kib)} |"
+        for a in after
+    ]
+    return "\n".join(lines)
 
 
 def module_names(
