@@ -244,7 +244,7 @@ def ratio(numerator: Measurement | None, denominator: Measurement | None) -> flo
     return numerator.rps / denominator.rps
 
 
-def _plain(value: float | None) -> str:
+def plain(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
@@ -479,28 +479,28 @@ def run_gateway(
         Row("(b) the same through the gateway", me_through,
             f"{gw}; JWT check; revocation read and per-user limit in one script call; "
             f"(b)/(a): {verdict(ratio(me_through, direct_me), 0.8)}, "
-            f"(b)/(h): {_plain(ratio(me_through, me_floor_m))}" if me_through else reason),
+            f"(b)/(h): {plain(ratio(me_through, me_floor_m))}" if me_through else reason),
         Row("(h) the same through a bare proxy after one Redis `INCR` (the floor of (b))",
             me_floor_m,
             f"{floor}; aiohttp, the Authorization header only, nothing checked or logged; "
-            f"(h)/(a): {_plain(ratio(me_floor_m, direct_me))}"),
+            f"(h)/(a): {plain(ratio(me_floor_m, direct_me))}"),
         Row("(c) gateway `GET /api/v1/products`, from its Redis cache", cached,
             f"{gw}; X-Cache: HIT; one Redis round trip (the rate limit); "
             f"(c)/(d): {verdict(ratio(cached, ceiling), 0.4)}, "
-            f"(c)/(g): {_plain(ratio(cached, floor_g))}"
+            f"(c)/(g): {plain(ratio(cached, floor_g))}"
             if cached else reason),
         Row("(d) bare Starlette hello (ceiling)", ceiling, "core 1"),
         Row("(g) bare Starlette hello after one Redis `INCR` (the floor of (c))", floor_g,
-            f"core 1; (g)/(d): {_plain(ratio(floor_g, ceiling))}"),
+            f"core 1; (g)/(d): {plain(ratio(floor_g, ceiling))}"),
         Row("(e) users `GET /.well-known/jwks.json` directly", direct_jwks,
             "users on core 1; worst case for the gateway: a trivial upstream"),
         Row("(f) the same through the gateway (worst case)", jwks_through,
             f"{gw}; anonymous limit; the gateway's fixed cost dominates; "
             f"(f)/(e): {verdict(ratio(jwks_through, direct_jwks), 0.7)}, "
-            f"(f)/(i): {_plain(ratio(jwks_through, jwks_floor_m))}"
+            f"(f)/(i): {plain(ratio(jwks_through, jwks_floor_m))}"
             if jwks_through else reason),
         Row("(i) the same through the bare proxy of (h) (the floor of (f))", jwks_floor_m,
-            f"{floor}; (i)/(e): {_plain(ratio(jwks_floor_m, direct_jwks))}"),
+            f"{floor}; (i)/(e): {plain(ratio(jwks_floor_m, direct_jwks))}"),
     ]  # fmt: skip
     return load_table(rows)
 

@@ -40,11 +40,11 @@ from bench.run import (
     GATEWAY_WORKERS,
     PYTHON,
     BenchUser,
-    _plain,
     common_environment,
     create_bench_user,
     expect_ok,
     migrate,
+    plain,
     ratio,
     start_gateway,
     start_users,
@@ -139,7 +139,7 @@ def run(plan: Plan) -> str:
             off, *others = measure_together(loads, plan)
             rows.append([
                 name, _cell(off), *(_cell(m) for m in others),
-                *(_plain(ratio(m, off)) for m in others),
+                *(plain(ratio(m, off)) for m in others),
             ])  # fmt: skip
         spans = httpx.get(sink.url + "/spans", timeout=10).json()
     received = ", ".join(f"{service} {count:,}" for service, count in sorted(spans.items()))
