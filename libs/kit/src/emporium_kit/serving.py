@@ -53,6 +53,10 @@ REQUEST_LINE_ALLOWANCE_BYTES = 8_192
 # to 30 s; a client that keeps sending after an error answer is not waited on).
 LINGER_SECONDS = 5.0
 LINGER_MAX_BYTES = 8 * 1024 * 1024
+# What a connection's transport holds for the end of a turn, at most: a small answer's
+# head and body go out together; past this, writes go straight through (the default
+# high-water mark of asyncio's and uvloop's transports).
+HOLD_AT_MOST_BYTES = 64 * 1024
 
 
 class _LingeringClose(asyncio.Protocol):
@@ -96,7 +100,10 @@ class CoalescingTransport(asyncio.Transport):
     """A connection's transport whose writes of one event-loop turn go out together.
 
     The first write of a turn is held and a flush is scheduled with
-    ``call_soon``; later writes of the same turn join it. ``close()`` flushes
+    ``call_soon``; later writes of the same turn join it, until
+    ``HOLD_AT_MOST_BYTES`` are held: then they go out at once, so that an
+    application streaming a large answer within one turn meets the client's
+    back-pressure as it would without this transport. ``close()`` flushes
     first, ``abort()`` drops what is held. Everything else is the wrapped
     transport's: flow control (``pause_writing`` reaches the protocol when the
     held bytes are written), reading, extra info.
@@ -128,6 +135,11 @@ class CoalescingTransport(asyncio.Transport):
             self._loop.call_soon(self._flush)
         self._held.append(bytes(data))
         self._held_bytes += len(data)
+        if self._held_bytes >= HOLD_AT_MOST_BYTES:
+            # Written through at once: the wrapped transport's flow control then pauses
+            # the protocol now, before the application's next send, rather than after
+            # it has pushed a whole streamed answer into memory within one turn.
+            self._flush()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
