@@ -72,7 +72,7 @@ def _measure(
         f"{label} {1_000_000 * cpu / n:.0f} µs"
         for (label, _), cpu in zip(servers, spent, strict=True)
     )
-    failed = result.non_2xx + result.socket_errors + result.timeouts
+    failed = result.failures
     return (
         f"| {name} | {result.rps:,.0f} | {result.p95_us / 1000:.1f} ms | {per_request} "
         f"| {1_000_000 * machine / n:.0f} µs | {2 * n / max(machine, 1e-9):,.0f} req/s "

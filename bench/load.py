@@ -51,6 +51,11 @@ class Run:
     socket_errors: int
     timeouts: int
 
+    @property
+    def failures(self) -> int:
+        """Requests answered other than 2xx, or not answered (socket errors, timeouts)."""
+        return self.non_2xx + self.socket_errors + self.timeouts
+
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
@@ -76,7 +81,7 @@ class Measurement:
             p95_ms=median_ms([r.p95_us for r in runs]),
             p99_ms=median_ms([r.p99_us for r in runs]),
             requests=sum(r.requests for r in runs),
-            failures=sum(r.non_2xx + r.socket_errors + r.timeouts for r in runs),
+            failures=sum(r.failures for r in runs),
         )
 
 
@@ -136,10 +141,5 @@ def measure(
     settle: Callable[[], None] = lambda: None,
 ) -> Measurement:
     """A warm-up, then ``plan.runs`` runs; ``settle`` waits out the work a run left queued."""
-    if plan.warmup_seconds > 0:
-        wrk(request, connections=connections, seconds=plan.warmup_seconds)
-    runs = []
-    for _ in range(plan.runs):
-        settle()
-        runs.append(wrk(request, connections=connections, seconds=plan.duration_seconds))
-    return Measurement.of(connections, runs)
+    (measured,) = measure_together([Load(request, connections, settle)], plan)
+    return measured

@@ -479,7 +479,7 @@ def measure_rss(env: Mapping[str, str], signing_key: str) -> str:
             results.append(Measured(label, count, action, tree_memory(server.pid)))
         # Only now, after every reading: ask each process for its module names.
         modules = module_names(modules_dir, [m.pid for r in results for m in r.processes])
-        after_load = _after_load(started, users_url)
+        after_load = _after_load(list(zip(started, results, strict=True)), users_url)
         for server, _, _, _ in reversed(started):
             server.stop()
         for (_, label, name, run_env), result in zip(started, results, strict=True):
@@ -514,7 +514,7 @@ class AfterLoad:
 Started = tuple[Server, str, str, dict[str, str]]  # server, label, service name, environment
 
 
-def _after_load(started: Sequence[Started], users_url: str) -> list[AfterLoad]:
+def _after_load(started: Sequence[tuple[Started, Measured]], users_url: str) -> list[AfterLoad]:
     """Each single-process HTTP service's VmRSS once idle again after ``LOAD_SECONDS`` of
     wrk on one of its routes (its sockets, buffers and caches as traffic leaves them)."""
     from bench.load import Request, wrk
@@ -528,17 +528,16 @@ def _after_load(started: Sequence[Started], users_url: str) -> list[AfterLoad]:
         "catalog": ("/api/v1/products", None),
     }
     measured = []
-    for server, label, name, _ in started:
-        if len(tree_memory(server.pid)) > 1:
+    for (server, label, name, _), idle in started:
+        if len(idle.processes) > 1:
             continue  # the 2-worker gateway: its idle figure is the one that says something
         path, bearer = routes[name]
         run = wrk(Request(server.url + path, token=bearer), connections=LOAD_CONNECTIONS,
                   seconds=LOAD_SECONDS)  # fmt: skip
         server.settle()
         time.sleep(IDLE_SECONDS)
-        failed = run.non_2xx + run.socket_errors + run.timeouts
         measured.append(
-            AfterLoad(label, path, run.requests, failed, _status_kib(server.pid, "VmRSS"))
+            AfterLoad(label, path, run.requests, run.failures, _status_kib(server.pid, "VmRSS"))
         )
     return measured
 

@@ -158,12 +158,23 @@ def machine() -> str:
 # --- servers -----------------------------------------------------------------
 
 
-def uvicorn_server(name: str, app: str, port: int, env: dict[str, str], ready: str) -> Server:
+def uvicorn_server(
+    name: str,
+    app: str,
+    port: int,
+    env: dict[str, str],
+    ready: str,
+    *,
+    cpus: str = SERVER_CPU,
+    workers: int = 1,
+) -> Server:
+    """A bench baseline (bare Starlette and the like) on uvicorn with uvloop and httptools."""
     argv = [
         PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        *(["--workers", str(workers)] if workers > 1 else []),
     ]  # fmt: skip
-    return Server(name, argv, cpus=SERVER_CPU, port=port, env=env, ready_path=ready)
+    return Server(name, argv, cpus=cpus, port=port, env=env, ready_path=ready)
 
 
 def started(stack: ExitStack, server: Server, *, required: bool = True) -> Server | None:
@@ -347,15 +358,11 @@ def start_gateway(
 
 def start_proxy_floor(stack: ExitStack, env: dict[str, str], users: Server) -> Server:
     """Bare Starlette proxying to ``users`` after one Redis ``INCR``, laid out as the gateway."""
-    proxy = started(stack, Server(
-        "proxy-floor",
-        [PYTHON, "-m", "uvicorn", "bench.baselines.proxy_app:app", "--host", "127.0.0.1",
-         "--port", str(PROXY_FLOOR_PORT), "--workers", str(GATEWAY_WORKERS), "--loop", "uvloop",
-         "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-        cpus=GATEWAY_CPUS, port=PROXY_FLOOR_PORT,
-        env={**env, "BENCH_UPSTREAM_URL": users.url, "BENCH_PROXY_REDIS": "1",
-             "BENCH_REDIS_URL": bench_redis_url()},
-        ready_path="/.well-known/jwks.json",
+    proxy = started(stack, uvicorn_server(
+        "proxy-floor", "bench.baselines.proxy_app:app", PROXY_FLOOR_PORT,
+        {**env, "BENCH_UPSTREAM_URL": users.url, "BENCH_PROXY_REDIS": "1",
+         "BENCH_REDIS_URL": bench_redis_url()},
+        "/.well-known/jwks.json", cpus=GATEWAY_CPUS, workers=GATEWAY_WORKERS,
     ))  # fmt: skip
     assert proxy is not None
     return proxy
@@ -586,7 +593,7 @@ def run_profile(name: str, plan: Plan, *, seconds: int, native: bool, top: int) 
     summary = profiling.summarize(files)
     load_line = "wrk printed no result"
     if runs:
-        failed = runs[0].non_2xx + runs[0].socket_errors + runs[0].timeouts
+        failed = runs[0].failures
         load_line = f"wrk: {runs[0].requests:,} requests, {failed} not 2xx or failed"
     saved = ", ".join(f"`{f.relative_to(ROOT)}`" for f in files)
     return (

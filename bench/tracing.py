@@ -38,7 +38,6 @@ from bench.run import (
     GATEWAY_CONNECTIONS,
     GATEWAY_CPUS,
     GATEWAY_WORKERS,
-    PYTHON,
     BenchUser,
     common_environment,
     create_bench_user,
@@ -51,6 +50,7 @@ from bench.run import (
     started,
     table,
     users_environment,
+    uvicorn_server,
 )
 from bench.servers import Server, ServerError
 
@@ -107,12 +107,8 @@ def run(plan: Plan) -> str:
     env = {k: v for k, v in common_environment().items() if not k.startswith("OTEL_")}
     migrate(env)
     with ExitStack() as stack:
-        sink = started(stack, Server(
-            "otlp-sink",
-            [PYTHON, "-m", "uvicorn", "bench.baselines.otlp_sink:app", "--host", "127.0.0.1",
-             "--port", str(SINK_PORT), "--loop", "uvloop", "--http", "httptools",
-             "--no-access-log", "--log-level", "warning"],
-            cpus="0", port=SINK_PORT, env=env, ready_path="/spans",
+        sink = started(stack, uvicorn_server(
+            "otlp-sink", "bench.baselines.otlp_sink:app", SINK_PORT, env, "/spans", cpus="0",
         ))  # fmt: skip
         assert sink is not None
         chosen = configurations(sink.url)

@@ -117,7 +117,7 @@ def run_profile(
     summary = profiling.summarize(files)
     load_line = "wrk printed no result"
     if runs:
-        failed = runs[0].non_2xx + runs[0].socket_errors + runs[0].timeouts
+        failed = runs[0].failures
         load_line = (
             f"wrk: {runs[0].requests:,} requests ({runs[0].rps:,.0f}/s under py-spy), "
             f"{failed} not 2xx or failed"

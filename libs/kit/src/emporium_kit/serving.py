@@ -131,8 +131,6 @@ class CoalescingTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data or self._closing:
             return
-        if not self._held:
-            self._loop.call_soon(self._flush)
         self._held.append(bytes(data))
         self._held_bytes += len(data)
         if self._held_bytes >= HOLD_AT_MOST_BYTES:
@@ -140,6 +138,8 @@ class CoalescingTransport(asyncio.Transport):
             # the protocol now, before the application's next send, rather than after
             # it has pushed a whole streamed answer into memory within one turn.
             self._flush()
+        elif len(self._held) == 1:
+            self._loop.call_soon(self._flush)
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
