@@ -10,6 +10,9 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
+
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
 _PROGRAM = textwrap.dedent(
     """
@@ -139,18 +142,22 @@ _SERVICE_APP_PROGRAM = textwrap.dedent(
     import httpx
     from fastapi import APIRouter
     from opentelemetry import trace
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from emporium_kit.app import create_service_app
     from emporium_kit.settings import ServiceSettings
     from emporium_kit.tracing import configure_tracing
 
-    configure_tracing("probe", exporter=sys.argv[1])
+    exporter = InMemorySpanExporter() if sys.argv[1] == "memory" else None
+    configure_tracing("probe", exporter="none", span_exporter=exporter)
     router = APIRouter()
 
-    @router.get("/where")
-    async def where():
+    @router.get("/where/{item}")
+    async def where(item: str):
         span = trace.get_current_span()
         return {"trace_id": format(span.get_span_context().trace_id, "032x"),
-                "recording": span.is_recording()}
+                "recording": span.is_recording(),
+                "instrumented": is_instrumentation_enabled()}
 
     @asynccontextmanager
     async def lifespan(app):
@@ -161,43 +168,98 @@ _SERVICE_APP_PROGRAM = textwrap.dedent(
 
     async def main():
         transport = httpx.ASGITransport(app=app)
+        seen = []
         async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
-            parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-            response = await client.get("/where", headers={"traceparent": parent})
-        layers = [m.cls.__name__ for m in app.user_middleware]
-        print("PROBE " + json.dumps({**response.json(), "outermost": layers[0]}))
+            for traceparent in json.loads(sys.argv[2]):
+                headers = {"traceparent": traceparent} if traceparent else {}
+                seen.append((await client.get("/where/1", headers=headers)).json())
+        spans = exporter.get_finished_spans() if exporter else ()
+        servers = [{"name": s.name, "trace_id": format(s.context.trace_id, "032x"),
+                    "parent": format(s.parent.span_id, "016x") if s.parent else None}
+                   for s in spans if s.kind == trace.SpanKind.SERVER]
+        print("PROBE " + json.dumps({"requests": seen, "server_spans": servers}))
 
     asyncio.run(main())
     """
 )
 
+_CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-"
 
-def _probe_service_app(exporter: str) -> dict[str, object]:
+
+def _probe_service_app(
+    exporter: str, traceparents: list[str], **env: str
+) -> dict[str, list[dict[str, Any]]]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment.update(env)
     done = subprocess.run(
-        [sys.executable, "-c", _SERVICE_APP_PROGRAM, exporter],
+        [sys.executable, "-c", _SERVICE_APP_PROGRAM, exporter, json.dumps(traceparents)],
         env=environment,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=True,
     )
     (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
-    result: dict[str, object] = json.loads(line.removeprefix("PROBE "))
+    result: dict[str, list[dict[str, Any]]] = json.loads(line.removeprefix("PROBE "))
     return result
 
 
-def test_a_fastapi_service_that_records_nothing_continues_the_trace_without_instrumentation() -> (
-    None
-):
-    seen = _probe_service_app("none")
-    assert seen["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
-    assert seen["recording"] is False
-    assert seen["outermost"] == "TraceContextMiddleware"
+def test_a_fastapi_service_that_records_nothing_continues_the_trace() -> None:
+    seen = _probe_service_app("none", [_CALLER + "01"])
+    (request,) = seen["requests"]
+    assert request["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert request["recording"] is False
 
 
-def test_a_fastapi_service_that_exports_gets_the_fastapi_instrumentation() -> None:
-    seen = _probe_service_app("console")
-    assert seen["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
-    assert seen["recording"] is True
-    assert seen["outermost"] != "TraceContextMiddleware"
+def test_a_recorded_fastapi_request_has_one_server_span_named_by_its_route() -> None:
+    seen = _probe_service_app("memory", [_CALLER + "01"])
+    (request,) = seen["requests"]
+    assert request["recording"] is True
+    assert request["instrumented"] is True
+    (span,) = seen["server_spans"]
+    assert span == {
+        "name": "GET /where/{item}",
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "parent": "b7ad6b7169203331",
+    }
+
+
+def test_a_ratio_sampler_records_exactly_the_traces_it_samples_and_spares_the_rest() -> None:
+    # New traces (no traceparent): the decision made before the instrumentation
+    # and the instrumentation's own must agree on the trace id, or the rate
+    # would be squared and unrecorded requests would carry recorded ids.
+    seen = _probe_service_app(
+        "memory",
+        [""] * 40,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0.5",
+    )
+    ratio = TraceIdRatioBased(0.5)
+    recorded = set()
+    for request in seen["requests"]:
+        trace_id = int(request["trace_id"], 16)
+        sampled = ratio.should_sample(None, trace_id, "GET").decision is Decision.RECORD_AND_SAMPLE
+        assert request["recording"] is sampled
+        # Not recorded: the request runs with instrumentation suppressed.
+        assert request["instrumented"] is sampled
+        if sampled:
+            recorded.add(request["trace_id"])
+    assert 0 < len(recorded) < 40
+    assert {span["trace_id"] for span in seen["server_spans"]} == recorded
+    assert len(seen["server_spans"]) == len(recorded)
+    assert all(span["parent"] is None for span in seen["server_spans"])
+
+
+def test_a_callers_not_sampled_flag_is_followed_by_a_parent_based_sampler() -> None:
+    seen = _probe_service_app(
+        "memory",
+        [_CALLER + "00", _CALLER + "01"],
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="1.0",
+    )
+    not_sampled, sampled = seen["requests"]
+    assert (not_sampled["recording"], not_sampled["instrumented"]) == (False, False)
+    assert not_sampled["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert (sampled["recording"], sampled["instrumented"]) == (True, True)
+    (span,) = seen["server_spans"]
+    assert span["parent"] == "b7ad6b7169203331"

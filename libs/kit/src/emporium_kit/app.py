@@ -26,7 +26,7 @@ from emporium_kit.problems import (
     install_problem_handlers,
 )
 from emporium_kit.settings import ServiceSettings
-from emporium_kit.tracing import instrument_app, instrument_asgi
+from emporium_kit.tracing import RouteSpanName, instrument_asgi
 
 
 class Lifespan(Protocol):
@@ -66,8 +66,7 @@ class FastPath:
     """Requests under ``prefixes`` go to ``app`` behind the kit's middleware only.
 
     They skip FastAPI altogether: its error and exception middleware, its
-    native telemetry wrapper, the FastAPI instrumentation's route lookup and
-    its router. The gateway's route table is such a path: pure ASGI, it
+    native telemetry wrapper and its router. The gateway's route table is such a path: pure ASGI, it
     answers its own 404, 405 and problems. Tracing is the generic ASGI
     middleware (a server span per request, continuing ``traceparent``).
     """
@@ -77,10 +76,17 @@ class FastPath:
 
 
 class _FastPathApp(FastAPI):
-    """A FastAPI app that hands its fast path's requests to a prebuilt stack."""
+    """A FastAPI app that hands its fast path's requests to a prebuilt stack.
+
+    Both stacks, FastAPI's and the fast path's, are traced the same way: behind
+    :func:`~emporium_kit.tracing.instrument_asgi`, outermost.
+    """
 
     fast_prefixes: tuple[str, ...] = ()
     fast_stack: ASGIApp | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return instrument_asgi(super().build_middleware_stack())  # type: ignore[no-any-return]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -190,16 +196,19 @@ def create_service_app(
     )
     for router in routers:
         app.include_router(router)
-    stack = kit_middleware(
-        service=service,
-        settings=settings,
-        edge_middleware=edge_middleware,
-        inner_middleware=inner_middleware,
-    )
+    stack = [
+        *kit_middleware(
+            service=service,
+            settings=settings,
+            edge_middleware=edge_middleware,
+            inner_middleware=inner_middleware,
+        ),
+        # Innermost, next to the router: it names a recorded span by the route matched.
+        Middleware(RouteSpanName),
+    ]
     # add_middleware prepends: the last added runs first (outermost).
     for middleware in reversed(stack):
         app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
-    instrument_app(app)
     if fast_path is not None:
         fast_stack = kit_middleware(
             service=service, settings=settings, edge_middleware=edge_middleware

@@ -12,8 +12,13 @@ propagation beyond what the client sent).
 
 What each part instruments, so the pieces join up:
 
-* HTTP servers: :func:`instrument_app` (FastAPI/ASGI), called by the kit's app
-  factory; it continues a client's or the gateway's ``traceparent``.
+* HTTP servers: :func:`instrument_asgi` (the ASGI instrumentation), around
+  every stack the kit's app factory builds (FastAPI's and a fast path's); it
+  continues a client's or the gateway's ``traceparent``, and
+  :class:`RouteSpanName` names each span by its route template. Sampling is
+  decided there, before any instrumentation sees the request: a request that
+  is not recorded gets a context and nothing else (instrumentation suppressed),
+  so sampling 1 in 10 costs the nine others what the default costs.
 * HTTP clients: :func:`aiohttp_trace_configs` for the gateway's proxy
   sessions, :func:`instrument_httpx` for httpx clients; both inject
   ``traceparent`` into the requests they send.
@@ -37,7 +42,8 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import structlog
@@ -52,17 +58,18 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
 __all__ = [
+    "RouteSpanName",
     "SpanKind",
+    "TraceContextMiddleware",
     "add_trace_ids",
     "aiohttp_trace_configs",
     "configure_tracing",
     "continue_trace",
     "current_trace_headers",
-    "instrument_app",
     "instrument_asgi",
     "instrument_httpx",
     "instrument_redis",
@@ -75,8 +82,9 @@ Exporter = Literal["none", "otlp", "console"]
 
 _TRACER_NAME = "emporium"
 
-_records_spans = True
-"""False once :func:`configure_tracing` installed a provider that samples nothing."""
+_sampler_in_use: Sampler | None = None
+"""The sampler of the provider :func:`configure_tracing` installed; None when it
+installed none (tracing disabled, or not configured in this process)."""
 
 
 def tracing_disabled() -> bool:
@@ -95,15 +103,18 @@ def configure_tracing(
     ``span_exporter`` (tests: an in-memory exporter) is added with a
     synchronous processor, so a finished span is visible at once.
     """
-    global _records_spans
+    global _sampler_in_use
     if tracing_disabled():
-        _records_spans = True  # no provider of ours: none that samples nothing
+        _sampler_in_use = None
         return None
     chosen = exporter or _exporter_from_environment()
     exporting = chosen != "none" or span_exporter is not None
-    sampler = _sampler(exporting=exporting)
-    _records_spans = sampler is not ALWAYS_OFF
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}), sampler=sampler)
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: service}),
+        sampler=_sampler(exporting=exporting),
+        id_generator=_RootTraceIds(),
+    )
+    _sampler_in_use = provider.sampler
     if chosen == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -118,7 +129,7 @@ def configure_tracing(
     # creates an engine, so a process without a database never loads it.
     # Redis and SQL spans carry nothing across processes: when no span is
     # recorded they would only cost time, so they are not installed then.
-    if importlib.util.find_spec("redis") is not None and _records_spans:
+    if importlib.util.find_spec("redis") is not None and _may_record():
         instrument_redis()
     if importlib.util.find_spec("httpx") is not None:
         instrument_httpx()
@@ -150,57 +161,56 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(_TRACER_NAME)
 
 
-def instrument_app(app: Any) -> None:
-    """Server spans for every request of a FastAPI app (continuing ``traceparent``).
-
-    When this process records no spans, :class:`TraceContextMiddleware` (outermost)
-    takes the place of the FastAPI instrumentation, whose attribute collection and
-    route lookup per request would only feed spans that go nowhere.
-    """
-    if tracing_disabled():
-        return
-    if not _records_spans:
-        app.add_middleware(TraceContextMiddleware)
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
-
-
 def instrument_asgi(app: Any) -> Any:
-    """``app`` behind the generic ASGI server-span middleware (for paths outside FastAPI).
+    """``app`` behind a server span per request, continuing the caller's ``traceparent``.
 
-    A span starts named by the method alone (the raw path would make span names
-    unbounded); the app names it by its route template once it has matched
-    one, with :func:`name_server_span`. When this process records no spans,
-    :class:`TraceContextMiddleware` takes its place: the caller's trace
-    continues (ids in logs, ``traceparent`` onwards) without the
-    instrumentation's per-request attribute and metric work.
+    Whether a request is recorded is decided first, by this process's sampler,
+    before any instrumentation sees it (:class:`TraceContextMiddleware`). A
+    recorded request goes through the generic ASGI instrumentation; its span
+    starts named by the method alone (the raw path would make span names
+    unbounded) and the app names it by its route template once it has matched
+    one (:func:`name_server_span`, :class:`RouteSpanName`). Any other request
+    takes the context-only path: a span that records nothing, with
+    instrumentation suppressed for the whole request.
     """
     if tracing_disabled():
         return app
-    if not _records_spans:
-        return TraceContextMiddleware(app)
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    recorded = None
+    if _sampler_in_use is not ALWAYS_OFF:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-    return OpenTelemetryMiddleware(
-        app, exclude_spans=["receive", "send"], default_span_details=_method_only
-    )
+        recorded = OpenTelemetryMiddleware(
+            app, exclude_spans=["receive", "send"], default_span_details=_method_only
+        )
+    return TraceContextMiddleware(app, recorded=recorded, sampler=_sampler_in_use)
 
 
 class TraceContextMiddleware:
-    """A server span that records nothing, in the trace the request's headers carry.
+    """Decides each request's sampling up front; a request not sampled costs a context.
 
-    For a process that samples nothing: the span still has its own valid ids
-    (so log lines and forwarded ``traceparent`` headers join the caller's
-    trace). It is the span the SDK's tracer makes under its ``ALWAYS_OFF``
-    sampler (the caller's trace id and trace state, a new span id, flags
-    ``00``), built here directly: going through the tracer, its sampler and
-    its context manager cost 4-5 % of a cached page at the gateway.
+    A request the sampler records goes to ``recorded`` (the ASGI
+    instrumentation around the same app), which decides again on the same trace
+    id and so reaches the same answer: the caller's trace id, or for a new
+    trace the id drawn here, handed to the provider's id generator
+    (:class:`_RootTraceIds`). The samplers the SDK configures from
+    ``OTEL_TRACES_SAMPLER`` judge by the parent and the trace id alone, so the
+    two decisions agree.
+
+    Any other request gets the span the SDK's tracer would make for it, built
+    here directly (the caller's trace id and trace state, a new span id, flags
+    ``00``): log lines and forwarded ``traceparent`` headers still join the
+    caller's trace. Where client instrumentations are installed (a sampler that
+    records some requests), they are suppressed for the rest of the request
+    (OpenTelemetry's ``suppress_instrumentation``): they would only build
+    spans that go nowhere. Measured (docs/performance.md, session 13): with 1
+    in 10 sampled, the nine others had cost what recording costs, because the
+    instrumentation ran for each of them.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, recorded: Any = None, sampler: Sampler | None = None) -> None:
         self.app = app
+        self.recorded = recorded
+        self.sampler = sampler
         self._ids = RandomIdGenerator()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -214,9 +224,17 @@ class TraceContextMiddleware:
         }
         parent = propagate.extract(carrier) if carrier else None
         caller = trace.get_current_span(parent).get_span_context()
+        trace_id = caller.trace_id if caller.is_valid else self._ids.generate_trace_id()
+        if self.recorded is not None and self._records(parent, trace_id, scope):
+            preset = _root_trace_id.set(None if caller.is_valid else trace_id)
+            try:
+                await self.recorded(scope, receive, send)
+            finally:
+                _root_trace_id.reset(preset)
+            return
         span = NonRecordingSpan(
             SpanContext(
-                caller.trace_id if caller.is_valid else self._ids.generate_trace_id(),
+                trace_id,
                 self._ids.generate_span_id(),
                 is_remote=False,
                 trace_flags=TraceFlags(TraceFlags.DEFAULT),
@@ -225,9 +243,81 @@ class TraceContextMiddleware:
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
-            await self.app(scope, receive, send)
+            if self.recorded is None:  # nothing is instrumented in this process
+                await self.app(scope, receive, send)
+            else:
+                with _suppressed_instrumentation():
+                    await self.app(scope, receive, send)
         finally:
             otel_context.detach(token)
+
+    def _records(self, parent: otel_context.Context | None, trace_id: int, scope: Any) -> bool:
+        if self.sampler is None:  # the SDK's default: parentbased_always_on
+            return True
+        decision = self.sampler.should_sample(
+            parent, trace_id, str(scope.get("method", "HTTP")), SpanKind.SERVER
+        ).decision
+        return decision is not Decision.DROP
+
+
+class RouteSpanName:
+    """Names a recorded server span by the route template the request matched.
+
+    The innermost kit middleware: Starlette's router puts the matched route in
+    the request's scope (``scope["route"]``), and the span is named from it as
+    the answer starts. A request that is not recorded passes straight through.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not trace.get_current_span().is_recording():
+            await self.app(scope, receive, send)
+            return
+
+        async def named_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                template = getattr(scope.get("route"), "path", None)
+                if isinstance(template, str):
+                    name_server_span(scope["method"], template)
+            await send(message)
+
+        await self.app(scope, receive, named_send)
+
+
+class _RootTraceIds(RandomIdGenerator):
+    """Random ids, except the trace id :class:`TraceContextMiddleware` already drew
+    for the request it decided to record (used once, by the request's root span)."""
+
+    def generate_trace_id(self) -> int:
+        preset = _root_trace_id.get()
+        if preset is None:
+            return super().generate_trace_id()
+        _root_trace_id.set(None)
+        return preset
+
+
+_root_trace_id: ContextVar[int | None] = ContextVar("emporium_root_trace_id", default=None)
+
+
+def _may_record() -> bool:
+    """False when this process's provider samples nothing: no instrumentation is installed."""
+    return _sampler_in_use is not ALWAYS_OFF
+
+
+def _suppressed_instrumentation() -> AbstractContextManager[None]:
+    # Only processes that install instrumentation get here; the default
+    # (nothing recorded) never loads OpenTelemetry's instrumentation package.
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    return suppress_instrumentation()
+
+
+def _instrumentation_enabled() -> bool:
+    from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
+
+    return is_http_instrumentation_enabled()
 
 
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
@@ -250,7 +340,7 @@ def instrument_sqlalchemy() -> None:
 
     Not installed when this process records no spans (nothing to attach them to).
     """
-    if tracing_disabled() or not _records_spans:
+    if tracing_disabled() or not _may_record():
         return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
@@ -286,11 +376,11 @@ def instrument_httpx() -> None:
 def aiohttp_trace_configs() -> list[Any]:
     """``trace_configs`` for an aiohttp ``ClientSession``: client spans and ``traceparent``.
 
-    None when this process records no spans: the caller then adds
-    :func:`untraced_client_headers` to each request (the same propagation,
-    without building a client span per request).
+    None when this process records no spans. The caller adds
+    :func:`untraced_client_headers` to each request: the same propagation for a
+    request that is not recorded, without building a client span for it.
     """
-    if tracing_disabled() or not _records_spans:
+    if tracing_disabled() or not _may_record():
         return []
     from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
@@ -300,10 +390,14 @@ def aiohttp_trace_configs() -> list[Any]:
 def untraced_client_headers() -> list[tuple[bytes, bytes]]:
     """The current trace context as raw headers, for a request that no client span covers.
 
-    Empty when :func:`aiohttp_trace_configs` installs client spans (their
-    instrumentation injects their own context) or tracing is disabled.
+    Empty when a client span covers this request (its instrumentation injects
+    its own context): a recorded request in a process that installed client
+    instrumentation. Empty too when no provider of ours is installed (tracing
+    disabled): a client's ``traceparent`` is then passed on as it came.
     """
-    if _records_spans:  # client spans inject their own, or no provider is installed
+    if _sampler_in_use is None:
+        return []
+    if _sampler_in_use is not ALWAYS_OFF and _instrumentation_enabled():
         return []
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in current_trace_headers().items()]
 
@@ -323,7 +417,11 @@ def continue_trace(
     kind: SpanKind,
     attributes: Mapping[str, str] | None = None,
 ) -> Iterator[Span]:
-    """A span named ``name`` in the trace that ``headers`` carry (a new one if none)."""
+    """A span named ``name`` in the trace that ``headers`` carry (a new one if none).
+
+    When the span is not recorded, instrumentation is suppressed inside it, as
+    for a request that is not recorded (:class:`TraceContextMiddleware`).
+    """
     carrier = {k: v for k, v in (headers or {}).items() if isinstance(v, str)}
     parent = propagate.extract(carrier)
     token = otel_context.attach(parent)
@@ -331,7 +429,11 @@ def continue_trace(
         with tracer().start_as_current_span(
             name, kind=kind, attributes=dict(attributes or {})
         ) as span:
-            yield span
+            if span.is_recording() or not _may_record():
+                yield span
+            else:
+                with _suppressed_instrumentation():
+                    yield span
     finally:
         otel_context.detach(token)
 

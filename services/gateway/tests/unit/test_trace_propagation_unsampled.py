@@ -1,8 +1,11 @@
-"""With nothing sampled, forwarded requests still carry the caller's trace.
+"""A request that is not recorded is still forwarded in the caller's trace.
 
-The proxy then has no client-span instrumentation (it would only build spans
-that go nowhere), so the forwarding step adds ``traceparent`` itself. Each
-case runs in a fresh interpreter: a process installs its tracer provider once.
+With nothing sampled the proxy has no client-span instrumentation (it would
+only build spans that go nowhere); with some requests sampled, it is
+suppressed for the others. Either way the forwarding step adds ``traceparent``
+itself, flagged not sampled, so the service follows the gateway's decision.
+Each case runs in a fresh interpreter: a process installs its tracer provider
+once.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ _PROGRAM = textwrap.dedent(
     async def send(message):
         pass
 
-    incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-" + sys.argv[2]
     scope = {"type": "http", "method": "GET", "path": "/api/v1/users/me",
         "headers": [(b"traceparent", incoming.encode())], "http_version": "1.1",
         "scheme": "http", "query_string": b"", "server": ("t", 80), "client": ("192.0.2.1", 1)}
@@ -43,10 +46,11 @@ _PROGRAM = textwrap.dedent(
 )
 
 
-def _probe(exporter: str) -> dict[str, object]:
+def _probe(exporter: str, flags: str = "01", **env: str) -> dict[str, object]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment.update(env)
     done = subprocess.run(
-        [sys.executable, "-c", _PROGRAM, exporter],
+        [sys.executable, "-c", _PROGRAM, exporter, flags],
         env=environment,
         capture_output=True,
         text=True,
@@ -71,3 +75,21 @@ def test_when_spans_are_recorded_the_client_span_instrumentation_propagates_inst
     seen = _probe("console")
     assert seen["client_spans"] == 1
     assert seen["traceparent"] == []  # no second traceparent beside the client span's
+
+
+def test_a_request_sampled_out_by_an_exporting_gateway_is_forwarded_flagged_not_sampled() -> None:
+    # Parent-based sampling follows the caller's "not sampled": the client-span
+    # instrumentation is installed (some requests are recorded) but suppressed
+    # for this one, so the forwarding step propagates the gateway's own span.
+    seen = _probe(
+        "console",
+        flags="00",
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="1.0",
+    )
+    assert seen["client_spans"] == 1
+    (traceparent,) = seen["traceparent"]  # type: ignore[misc]
+    _version, trace_id, span_id, flags = str(traceparent).split("-")
+    assert trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert span_id != "b7ad6b7169203331"
+    assert flags == "00"
