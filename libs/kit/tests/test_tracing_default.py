@@ -263,3 +263,76 @@ def test_a_callers_not_sampled_flag_is_followed_by_a_parent_based_sampler() -> N
     assert (sampled["recording"], sampled["instrumented"]) == (True, True)
     (span,) = seen["server_spans"]
     assert span["parent"] == "b7ad6b7169203331"
+
+
+_EDGE_PROGRAM = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from opentelemetry import propagate, trace
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from emporium_kit.tracing import configure_tracing, instrument_asgi
+
+    exporter = InMemorySpanExporter()
+    configure_tracing("edge", exporter="none", span_exporter=exporter)
+    seen = []
+
+    async def inner(scope, receive, send):
+        carrier = {}
+        propagate.inject(carrier)
+        seen.append({"recording": trace.get_current_span().is_recording(),
+                     "traceparent": carrier["traceparent"]})
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        pass
+
+    edge = instrument_asgi(inner, sampled_flag_trusted_from=["10.0.0.0/8"])
+    for client, traceparent in json.loads(sys.argv[1]):
+        scope = {"type": "http", "method": "GET", "path": "/api/x",
+            "headers": [(b"traceparent", traceparent.encode())], "http_version": "1.1",
+            "scheme": "http", "query_string": b"", "server": ("t", 80), "client": (client, 1)}
+        asyncio.run(edge(scope, receive, send))
+    print("PROBE " + json.dumps(seen))
+    """
+)
+
+
+def _probe_edge(requests: list[tuple[str, str]], **env: str) -> list[dict[str, Any]]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", _EDGE_PROGRAM, json.dumps(requests)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
+    result: list[dict[str, Any]] = json.loads(line.removeprefix("PROBE "))
+    return result
+
+
+def test_at_the_edge_an_untrusted_callers_sampled_flag_is_not_followed() -> None:
+    # A sampler that records no new trace: only a followed flag could record.
+    never, always = _probe_edge(
+        [("203.0.113.9", _CALLER + "01"), ("10.1.2.3", _CALLER + "01")],
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG="0",
+    )
+    assert never["recording"] is False  # a client cannot ask to be recorded
+    assert never["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert never["traceparent"].endswith("-00")
+    assert always["recording"] is True  # a trusted proxy's decision stands
+
+
+def test_at_the_edge_an_untrusted_caller_cannot_ask_not_to_be_recorded_either() -> None:
+    recorded, followed = _probe_edge(
+        [("203.0.113.9", _CALLER + "00"), ("10.1.2.3", _CALLER + "00")],
+        OTEL_TRACES_SAMPLER="parentbased_always_on",
+    )
+    assert recorded["recording"] is True
+    assert recorded["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert followed["recording"] is False

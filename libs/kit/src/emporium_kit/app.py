@@ -84,9 +84,13 @@ class _FastPathApp(FastAPI):
 
     fast_prefixes: tuple[str, ...] = ()
     fast_stack: ASGIApp | None = None
+    sampled_flag_trusted_from: Sequence[str] | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        return instrument_asgi(super().build_middleware_stack())  # type: ignore[no-any-return]
+        return instrument_asgi(  # type: ignore[no-any-return]
+            super().build_middleware_stack(),
+            sampled_flag_trusted_from=self.sampled_flag_trusted_from,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -146,6 +150,7 @@ def create_service_app(
     metrics_allowed_networks: Sequence[str] | None = None,
     trusted_proxies: Sequence[str] = (),
     fast_path: FastPath | None = None,
+    sampled_flag_trusted_from: Sequence[str] | None = None,
 ) -> FastAPI:
     """A FastAPI app with the kit's edges.
 
@@ -163,6 +168,10 @@ def create_service_app(
     ``metrics_allowed_networks`` limits ``/metrics`` to those clients (404 for
     others); ``trusted_proxies`` says whose ``X-Forwarded-For`` decides that.
     ``fast_path`` (:class:`FastPath`) serves some prefixes outside FastAPI.
+    ``sampled_flag_trusted_from``: whose ``traceparent`` "sampled" flag is
+    followed (None: every caller's; see
+    :func:`~emporium_kit.tracing.instrument_asgi`). A service at the edge
+    passes its trusted proxies.
     """
     app = _FastPathApp(
         title=title,
@@ -179,6 +188,7 @@ def create_service_app(
         # metrics from Prometheus: FastAPI's own telemetry would be a second, unused set.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.sampled_flag_trusted_from = sampled_flag_trusted_from
     install_problem_handlers(
         app,
         domain_errors,
@@ -214,5 +224,7 @@ def create_service_app(
             service=service, settings=settings, edge_middleware=edge_middleware
         )
         app.fast_prefixes = fast_path.prefixes
-        app.fast_stack = instrument_asgi(wrap(fast_path.app, fast_stack))
+        app.fast_stack = instrument_asgi(
+            wrap(fast_path.app, fast_stack), sampled_flag_trusted_from=sampled_flag_trusted_from
+        )
     return app

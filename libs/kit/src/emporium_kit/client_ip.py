@@ -42,6 +42,11 @@ class ClientIpResolver:
     def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address in network for network in self._trusted)
 
+    def is_trusted_peer(self, peer: str | None) -> bool:
+        """Whether the socket peer ``peer`` is one of the trusted proxies."""
+        address = _parse_ip(peer) if peer is not None else None
+        return address is not None and self._is_trusted(address)
+
     def resolve(self, peer: str | None, forwarded_for: Sequence[str] = ()) -> str:
         """The client's address; ``forwarded_for`` holds every ``X-Forwarded-For`` line."""
         if peer is None:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -60,6 +60,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
+
+from emporium_kit.client_ip import ClientIpResolver
 
 __all__ = [
     "RouteSpanName",
@@ -161,7 +163,7 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(_TRACER_NAME)
 
 
-def instrument_asgi(app: Any) -> Any:
+def instrument_asgi(app: Any, *, sampled_flag_trusted_from: Sequence[str] | None = None) -> Any:
     """``app`` behind a server span per request, continuing the caller's ``traceparent``.
 
     Whether a request is recorded is decided first, by this process's sampler,
@@ -172,6 +174,13 @@ def instrument_asgi(app: Any) -> Any:
     one (:func:`name_server_span`, :class:`RouteSpanName`). Any other request
     takes the context-only path: a span that records nothing, with
     instrumentation suppressed for the whole request.
+
+    ``sampled_flag_trusted_from`` (networks; None: every caller) says whose
+    "sampled" flag a parent-based sampler may follow. Any other caller keeps
+    its trace id, but whether its request is recorded is decided as for a new
+    trace: a client on the internet cannot have every request it sends
+    recorded (or none) by setting a flag. The gateway passes its trusted
+    proxies; the services behind it follow the gateway's flag.
     """
     if tracing_disabled():
         return app
@@ -182,7 +191,12 @@ def instrument_asgi(app: Any) -> Any:
         recorded = OpenTelemetryMiddleware(
             app, exclude_spans=["receive", "send"], default_span_details=_method_only
         )
-    return TraceContextMiddleware(app, recorded=recorded, sampler=_sampler_in_use)
+    return TraceContextMiddleware(
+        app,
+        recorded=recorded,
+        sampler=_sampler_in_use,
+        sampled_flag_trusted_from=sampled_flag_trusted_from,
+    )
 
 
 class TraceContextMiddleware:
@@ -207,11 +221,23 @@ class TraceContextMiddleware:
     instrumentation ran for each of them.
     """
 
-    def __init__(self, app: Any, *, recorded: Any = None, sampler: Sampler | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        recorded: Any = None,
+        sampler: Sampler | None = None,
+        sampled_flag_trusted_from: Sequence[str] | None = None,
+    ) -> None:
         self.app = app
         self.recorded = recorded
         self.sampler = sampler
         self._ids = RandomIdGenerator()
+        self._flag_trusted = (
+            None
+            if sampled_flag_trusted_from is None
+            else ClientIpResolver(sampled_flag_trusted_from).is_trusted_peer
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -224,6 +250,8 @@ class TraceContextMiddleware:
         }
         parent = propagate.extract(carrier) if carrier else None
         caller = trace.get_current_span(parent).get_span_context()
+        if caller.is_valid and self.recorded is not None and self._flag_untrusted(scope):
+            scope, parent = self._flag_decided_here(scope, caller)
         trace_id = caller.trace_id if caller.is_valid else self._ids.generate_trace_id()
         if self.recorded is not None and self._records(parent, trace_id, scope):
             preset = _root_trace_id.set(None if caller.is_valid else trace_id)
@@ -258,6 +286,38 @@ class TraceContextMiddleware:
             parent, trace_id, str(scope.get("method", "HTTP")), SpanKind.SERVER
         ).decision
         return decision is not Decision.DROP
+
+    def _flag_untrusted(self, scope: Any) -> bool:
+        if self._flag_trusted is None:
+            return False
+        peer = scope.get("client")
+        return not self._flag_trusted(peer[0] if peer else None)
+
+    def _flag_decided_here(
+        self, scope: Any, caller: SpanContext
+    ) -> tuple[Any, otel_context.Context]:
+        """The caller's context with its "sampled" flag replaced by this process's
+        decision for a new trace (drawn on a random id: the caller chose its own)."""
+        sampled = self._records(None, self._ids.generate_trace_id(), scope)
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        parent = trace.set_span_in_context(
+            NonRecordingSpan(
+                SpanContext(
+                    caller.trace_id,
+                    caller.span_id,
+                    is_remote=True,
+                    trace_flags=flags,
+                    trace_state=caller.trace_state,
+                )
+            )
+        )
+        # The ASGI instrumentation reads the header itself: it must see the same flag.
+        traceparent = f"00-{caller.trace_id:032x}-{caller.span_id:016x}-{flags:02x}".encode()
+        headers = [
+            (name, traceparent if name == b"traceparent" else value)
+            for name, value in scope["headers"]
+        ]
+        return {**scope, "headers": headers}, parent
 
 
 class RouteSpanName:

@@ -57,6 +57,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         builtin_docs=False,
         metrics_allowed_networks=settings.metrics_allowed_networks,
         trusted_proxies=settings.trusted_proxies,
+        # A client's "sampled" flag is not followed (it could have every request
+        # recorded); a trusted proxy's is, and the services follow the gateway's.
+        sampled_flag_trusted_from=settings.trusted_proxies,
     )
     app.include_router(docs_router(components.openapi, title=TITLE))
     own_spec.adopt(app.router.routes)

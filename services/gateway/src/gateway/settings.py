@@ -136,6 +136,7 @@ class GatewaySettings(ServiceSettings):
         default=(),
         description=(
             "CIDRs of proxies whose X-Forwarded-For is believed; any other peer is the client."
+            " Their traceparent's sampled flag is followed; anyone else's is decided again."
         ),
     )
 

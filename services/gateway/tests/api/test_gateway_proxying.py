@@ -97,6 +97,33 @@ async def test_the_client_trace_is_continued_by_the_gateway_span_that_calls_the_
     assert started[0].split("-")[1] != trace_id
 
 
+async def test_a_clients_sampled_flag_is_decided_again_and_a_trusted_proxys_is_followed(
+    make_gateway: GatewayFactory, upstream: TestUpstream
+) -> None:
+    # The test process samples every new trace (parentbased_always_on): a
+    # client's "not sampled" is overruled, a trusted proxy's is followed.
+    recorder = span_recorder()
+    trace_id, caller = "5bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    not_sampled = {"traceparent": f"00-{trace_id}-{caller}-00"}
+    for client_ip, trusted, recorded in (
+        ("203.0.113.9", (), True),
+        ("10.1.2.3", ("10.0.0.0/8",), False),
+    ):
+        recorder.clear()
+        upstream.reset()
+        async with make_gateway(client_ip=client_ip, trusted_proxies=trusted) as gw:
+            await gw.client.post("/api/v1/auth/logout", json={}, headers=not_sampled)
+        (forwarded,) = upstream.received[0].all("traceparent")
+        assert forwarded.split("-")[1] == trace_id  # the caller's trace either way
+        assert forwarded.endswith("-01" if recorded else "-00"), client_ip
+        ours = [
+            s
+            for s in recorder.get_finished_spans()
+            if s.context and s.context.trace_id == int(trace_id, 16)
+        ]
+        assert bool(ours) is recorded, client_ip
+
+
 async def test_proxied_response_keeps_security_headers_and_drops_server(
     gateway: Gateway, tokens: Tokens
 ) -> None:
