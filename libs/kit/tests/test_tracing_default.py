@@ -6,13 +6,12 @@ Each case runs in a fresh interpreter: a process installs its tracer provider on
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from typing import Any
 
 from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
+
+from emporium_testkit.tracing import run_probe
 
 _PROGRAM = textwrap.dedent(
     """
@@ -36,18 +35,7 @@ _PROGRAM = textwrap.dedent(
 
 
 def _probe(exporter: str, **env: str) -> dict[str, object]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    environment.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", _PROGRAM, exporter],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
-    result: dict[str, object] = json.loads(line.removeprefix("PROBE "))
+    result: dict[str, object] = run_probe(_PROGRAM, exporter, **env)
     return result
 
 
@@ -108,17 +96,7 @@ _FAST_PATH_PROGRAM = textwrap.dedent(
 
 
 def _probe_fast_path(exporter: str, flags: str) -> dict[str, object]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(
-        [sys.executable, "-c", _FAST_PATH_PROGRAM, exporter, flags],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
-    result: dict[str, object] = json.loads(line.removeprefix("PROBE "))
+    result: dict[str, object] = run_probe(_FAST_PATH_PROGRAM, exporter, flags)
     return result
 
 
@@ -189,18 +167,9 @@ _CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-"
 def _probe_service_app(
     exporter: str, traceparents: list[str], **env: str
 ) -> dict[str, list[dict[str, Any]]]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    environment.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", _SERVICE_APP_PROGRAM, exporter, json.dumps(traceparents)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    result: dict[str, list[dict[str, Any]]] = run_probe(
+        _SERVICE_APP_PROGRAM, exporter, json.dumps(traceparents), **env
     )
-    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
-    result: dict[str, list[dict[str, Any]]] = json.loads(line.removeprefix("PROBE "))
     return result
 
 
@@ -300,18 +269,7 @@ _EDGE_PROGRAM = textwrap.dedent(
 
 
 def _probe_edge(requests: list[tuple[str, str]], **env: str) -> list[dict[str, Any]]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    environment.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", _EDGE_PROGRAM, json.dumps(requests)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
-    result: list[dict[str, Any]] = json.loads(line.removeprefix("PROBE "))
+    result: list[dict[str, Any]] = run_probe(_EDGE_PROGRAM, json.dumps(requests), **env)
     return result
 
 

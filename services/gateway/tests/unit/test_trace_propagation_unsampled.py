@@ -10,11 +10,9 @@ once.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
+
+from emporium_testkit.tracing import run_probe
 
 _PROGRAM = textwrap.dedent(
     """
@@ -47,18 +45,7 @@ _PROGRAM = textwrap.dedent(
 
 
 def _probe(exporter: str, flags: str = "01", **env: str) -> dict[str, object]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    environment.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", _PROGRAM, exporter, flags],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
-    result: dict[str, object] = json.loads(line.removeprefix("PROBE "))
+    result: dict[str, object] = run_probe(_PROGRAM, exporter, flags, **env)
     return result
 
 
