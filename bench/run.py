@@ -53,6 +53,7 @@ GATEWAY_PORT, USERS_PORT, CATALOG_PORT, ORDERS_PORT, BASELINE_PORT, PROXY_FLOOR_
     18010,
     18011,
 )
+BARE_PROXY_PORT = 18012
 SERVER_CPU, GATEWAY_CPUS = "1", "0,1"
 GATEWAY_WORKERS = 2
 USERS_CONNECTIONS, GATEWAY_CONNECTIONS = 32, 64
@@ -356,11 +357,15 @@ def start_gateway(
     ), required=False)  # fmt: skip
 
 
-def start_proxy_floor(stack: ExitStack, env: dict[str, str], users: Server) -> Server:
-    """Bare Starlette proxying to ``users`` after one Redis ``INCR``, laid out as the gateway."""
+def start_proxy_floor(
+    stack: ExitStack, env: dict[str, str], users: Server, *, with_redis: bool = True
+) -> Server:
+    """Bare Starlette proxying to ``users``, laid out as the gateway; ``with_redis``:
+    after one Redis ``INCR`` (the floor of a gateway that counts every request)."""
     proxy = started(stack, uvicorn_server(
-        "proxy-floor", "bench.baselines.proxy_app:app", PROXY_FLOOR_PORT,
-        {**env, "BENCH_UPSTREAM_URL": users.url, "BENCH_PROXY_REDIS": "1",
+        "proxy-floor" if with_redis else "bare-proxy", "bench.baselines.proxy_app:app",
+        PROXY_FLOOR_PORT if with_redis else BARE_PROXY_PORT,
+        {**env, "BENCH_UPSTREAM_URL": users.url, "BENCH_PROXY_REDIS": "1" if with_redis else "0",
          "BENCH_REDIS_URL": bench_redis_url()},
         "/.well-known/jwks.json", cpus=GATEWAY_CPUS, workers=GATEWAY_WORKERS,
     ))  # fmt: skip
@@ -450,6 +455,7 @@ def run_gateway(
         gateway = start_gateway(stack, env, users)
         reason = "gateway did not become ready"
     proxy = start_proxy_floor(stack, env, users)
+    bare = start_proxy_floor(stack, env, users, with_redis=False)
     through: dict[str, Request] = {}
     if gateway is not None:
         through = {
@@ -463,20 +469,24 @@ def run_gateway(
         expect_cached(through["products"])
     me_floor = Request(proxy.url + "/api/v1/users/me", token=account.token)
     jwks_floor = Request(proxy.url + "/.well-known/jwks.json")
-    expect_ok(me_floor)
-    expect_ok(jwks_floor)
+    me_bare = Request(bare.url + "/api/v1/users/me", token=account.token)
+    jwks_bare = Request(bare.url + "/.well-known/jwks.json")
+    for request in (me_floor, jwks_floor, me_bare, jwks_bare):
+        expect_ok(request)
 
-    def group(direct: Request, case: str, floor: Request) -> list[Measurement | None]:
-        asked = [direct, *([through[case]] if case in through else []), floor]
+    def group(direct: Request, case: str, *floors: Request) -> list[Measurement | None]:
+        asked = [direct, *([through[case]] if case in through else []), *floors]
         loads = [Load(request, GATEWAY_CONNECTIONS, users.settle) for request in asked]
         measured: list[Measurement | None] = list(measure_together(loads, plan))
         if case not in through:
             measured.insert(1, None)
         return measured
 
-    direct_me, me_through, me_floor_m = group(me_direct, "me", me_floor)
+    direct_me, me_through, me_floor_m, me_bare_m = group(me_direct, "me", me_floor, me_bare)
     ceiling, cached, floor_g = group(hello, "products", redis_floor)
-    direct_jwks, jwks_through, jwks_floor_m = group(jwks_direct, "jwks", jwks_floor)
+    direct_jwks, jwks_through, jwks_floor_m, jwks_bare_m = group(
+        jwks_direct, "jwks", jwks_floor, jwks_bare
+    )
 
     gw = f"gateway, {GATEWAY_WORKERS} workers on cores {GATEWAY_CPUS}"
     floor = f"bare Starlette, {GATEWAY_WORKERS} workers on cores {GATEWAY_CPUS}"
@@ -491,6 +501,9 @@ def run_gateway(
             me_floor_m,
             f"{floor}; aiohttp, the Authorization header only, nothing checked or logged; "
             f"(h)/(a): {plain(ratio(me_floor_m, direct_me))}"),
+        Row("(j) the same through a bare proxy that only forwards (no Redis at all)",
+            me_bare_m,
+            f"{floor}; as (h) without the `INCR`; (j)/(a): {plain(ratio(me_bare_m, direct_me))}"),
         Row("(c) gateway `GET /api/v1/products`, from its Redis cache", cached,
             f"{gw}; X-Cache: HIT; one Redis round trip (the rate limit); "
             f"(c)/(d): {verdict(ratio(cached, ceiling), 0.4)}, "
@@ -508,6 +521,8 @@ def run_gateway(
             if jwks_through else reason),
         Row("(i) the same through the bare proxy of (h) (the floor of (f))", jwks_floor_m,
             f"{floor}; (i)/(e): {plain(ratio(jwks_floor_m, direct_jwks))}"),
+        Row("(k) the same through the bare proxy of (j), no Redis at all", jwks_bare_m,
+            f"{floor}; (k)/(e): {plain(ratio(jwks_bare_m, direct_jwks))}"),
     ]  # fmt: skip
     return load_table(rows)
 

@@ -17,7 +17,8 @@
 * **exported, 1 in 10**: the same with ``OTEL_TRACES_SAMPLER=parentbased_traceidratio``
   and ``OTEL_TRACES_SAMPLER_ARG=0.1``, as a busy production deployment would
   run: one trace in ten recorded (the gateway decides, services follow its
-  flag), the instrumentation still in place for the nine others.
+  flag); the nine others take the context-only path, instrumentation
+  suppressed (ADR 0026).
 
 Each configuration has its own users (core 1) and gateway (2 workers, cores
 0 and 1), all started at once on ports of their own (an idle server costs
