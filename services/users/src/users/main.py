@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 import structlog
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_random_exponential
 
 from emporium_kit.app import create_service_app
@@ -24,32 +21,24 @@ from emporium_kit.database import (
     create_engine,
     postgres_check,
 )
-from emporium_kit.email import EmailSender, EmailTemplates
 from emporium_kit.health import redis_check
 from emporium_kit.identity import TOKEN_VERIFIER, TokenVerifier
-from emporium_kit.identity.revocations import RevocationList
 from emporium_kit.logging import configure_logging
 from emporium_kit.messaging import rabbitmq_check
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.pagination import CursorCodec, InvalidCursor
 from emporium_kit.tracing import configure_tracing
-from users.adapters.access_tokens import JwtIssuer
 from users.adapters.db.tables import outbox
-from users.adapters.db.unit_of_work import SqlUnitOfWorkFactory
-from users.adapters.login_throttle import RedisLoginThrottle
-from users.adapters.passwords import BcryptHasher
-from users.adapters.reset_mailer import ResetEmailComposer
-from users.adapters.revocations import RedisRevocations
-from users.adapters.signing_keys import SigningKey, load_signing_key
+from users.adapters.signing_keys import load_signing_key
+from users.composition import build_ports
 from users.domain import errors
 from users.entrypoints.http.components import USERS, UsersComponents
 from users.entrypoints.http.routes import accounts, auth, wellknown
 from users.settings import UsersSettings
 from users.use_cases.bootstrap_admin import bootstrap_admin
-from users.use_cases.ports_and_policy import Policy, PortsAndPolicy
+from users.use_cases.ports_and_policy import PortsAndPolicy
 
 VERSION = "1.0.0"
-TEMPLATES = Path(__file__).parent / "templates"
 log = structlog.get_logger(__name__)
 
 DOMAIN_ERRORS: dict[type[Exception], int] = {
@@ -66,34 +55,6 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     errors.LastAdminRemoval: 409,
     InvalidCursor: 400,
 }
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-def build_ports(
-    settings: UsersSettings, *, engine: AsyncEngine, redis: Redis, key: SigningKey
-) -> PortsAndPolicy:
-    """What every use case is given, from the settings: shared by the app and the worker."""
-    return PortsAndPolicy(
-        uow=SqlUnitOfWorkFactory(engine, jobs_queue=settings.jobs_queue),
-        hasher=BcryptHasher(settings.bcrypt_rounds),
-        tokens=JwtIssuer(key, ttl_seconds=settings.access_token_ttl_seconds),
-        revocations=RedisRevocations(
-            RevocationList(redis, ttl_seconds=settings.access_token_ttl_seconds + 60)
-        ),
-        throttle=RedisLoginThrottle(redis, settings.rate_limit_login_failures),
-        mailer=ResetEmailComposer(EmailTemplates(TEMPLATES), settings.public_web_url),
-        emails=EmailSender(settings.smtp),
-        clock=SystemClock(),
-        policy=Policy(
-            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-            reset_ttl_seconds=settings.password_reset_ttl_seconds,
-            reset_emails_per_hour=settings.password_reset_emails_per_hour,
-        ),
-    )
 
 
 def create_app(settings: UsersSettings | None = None) -> FastAPI:

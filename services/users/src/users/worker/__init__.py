@@ -22,7 +22,7 @@ from emporium_kit.database import create_engine, create_session_factory
 from emporium_kit.jobs import WorkerParts, create_worker_broker, observe_worker_process
 from emporium_kit.settings import load_settings
 from users.adapters.signing_keys import load_signing_key
-from users.main import build_ports
+from users.composition import build_ports
 from users.settings import UsersSettings
 from users.worker.jobs import UsersJobs, WorkerComponents, declare_jobs
 
