@@ -179,8 +179,10 @@ def instrument_asgi(app: Any, *, sampled_flag_trusted_from: Sequence[str] | None
     "sampled" flag a parent-based sampler may follow. Any other caller keeps
     its trace id, but whether its request is recorded is decided as for a new
     trace: a client on the internet cannot have every request it sends
-    recorded (or none) by setting a flag. The gateway passes its trusted
-    proxies; the services behind it follow the gateway's flag.
+    recorded (or none) by setting a flag. Its ``baggage`` is dropped too
+    (name-value pairs the services behind would take as the system's own).
+    The gateway passes its trusted proxies; the services behind it follow the
+    gateway's flag.
     """
     if tracing_disabled():
         return app
@@ -248,10 +250,18 @@ class TraceContextMiddleware:
             for name, value in scope["headers"]
             if name in _TRACE_HEADERS
         }
+        untrusted = bool(carrier) and self._caller_untrusted(scope)
+        if untrusted:
+            carrier.pop("baggage", None)
         parent = propagate.extract(carrier) if carrier else None
         caller = trace.get_current_span(parent).get_span_context()
-        if caller.is_valid and self.recorded is not None and self._flag_untrusted(scope):
-            scope, parent = self._flag_decided_here(scope, caller)
+        if untrusted and self.recorded is not None:
+            # The ASGI instrumentation reads the headers itself: it must see
+            # the same context (the flag decided here, no baggage).
+            traceparent = None
+            if caller.is_valid:
+                parent, traceparent = self._flag_decided_here(scope, caller)
+            scope = _with_trace_headers(scope, traceparent)
         trace_id = caller.trace_id if caller.is_valid else self._ids.generate_trace_id()
         if self.recorded is not None and self._records(parent, trace_id, scope):
             preset = _root_trace_id.set(None if caller.is_valid else trace_id)
@@ -287,7 +297,7 @@ class TraceContextMiddleware:
         ).decision
         return decision is not Decision.DROP
 
-    def _flag_untrusted(self, scope: Any) -> bool:
+    def _caller_untrusted(self, scope: Any) -> bool:
         if self._flag_trusted is None:
             return False
         peer = scope.get("client")
@@ -295,9 +305,10 @@ class TraceContextMiddleware:
 
     def _flag_decided_here(
         self, scope: Any, caller: SpanContext
-    ) -> tuple[Any, otel_context.Context]:
+    ) -> tuple[otel_context.Context, bytes]:
         """The caller's context with its "sampled" flag replaced by this process's
-        decision for a new trace (drawn on a random id: the caller chose its own)."""
+        decision for a new trace (drawn on a random id: the caller chose its own),
+        and that context's ``traceparent``."""
         sampled = self._records(None, self._ids.generate_trace_id(), scope)
         flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
         parent = trace.set_span_in_context(
@@ -311,13 +322,18 @@ class TraceContextMiddleware:
                 )
             )
         )
-        # The ASGI instrumentation reads the header itself: it must see the same flag.
         traceparent = f"00-{caller.trace_id:032x}-{caller.span_id:016x}-{flags:02x}".encode()
-        headers = [
-            (name, traceparent if name == b"traceparent" else value)
-            for name, value in scope["headers"]
-        ]
-        return {**scope, "headers": headers}, parent
+        return parent, traceparent
+
+
+def _with_trace_headers(scope: Any, traceparent: bytes | None) -> Any:
+    """``scope`` without ``baggage`` and, given one, with ``traceparent`` replaced."""
+    headers = [
+        (name, traceparent if name == b"traceparent" and traceparent else value)
+        for name, value in scope["headers"]
+        if name != b"baggage"
+    ]
+    return {**scope, "headers": headers}
 
 
 class RouteSpanName:
@@ -453,7 +469,7 @@ def untraced_client_headers() -> list[tuple[bytes, bytes]]:
     Empty when a client span covers this request (its instrumentation injects
     its own context): a recorded request in a process that installed client
     instrumentation. Empty too when no provider of ours is installed (tracing
-    disabled): a client's ``traceparent`` is then passed on as it came.
+    disabled): no trace context is continued then.
     """
     if _sampler_in_use is None:
         return []

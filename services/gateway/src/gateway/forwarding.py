@@ -5,9 +5,12 @@ replaces and its internal identity headers (which only it may set, after
 verifying a token). A cacheable request passes on none of them (see
 :mod:`gateway.cache`). Every forwarded request carries the request id, the
 client IP the gateway believes and, for an accepted token, the caller's
-identity; the client's ``traceparent`` is replaced by the gateway's own client
-span (OpenTelemetry's aiohttp instrumentation, :mod:`emporium_kit.tracing`),
-which continues the client's trace when it sent a valid one.
+identity. The client's trace headers are not passed on as they came: the
+trace context the gateway continues is sent instead, once (by OpenTelemetry's
+aiohttp instrumentation for a recorded request, by
+:func:`~emporium_kit.tracing.untraced_client_headers` otherwise): the client's
+trace id and ``tracestate``, the gateway's span and sampling decision, and
+``baggage`` only from a trusted proxy (:mod:`emporium_kit.tracing`).
 """
 
 from __future__ import annotations

@@ -70,6 +70,8 @@ REQUEST_HEADERS_REPLACED = frozenset(
         b"expect",
         b"x-request-id",
         b"traceparent",
+        b"tracestate",  # re-sent from the trace context continued (once)
+        b"baggage",  # likewise, and only a trusted proxy's (emporium_kit.tracing)
         b"x-forwarded-for",
         b"x-forwarded-host",
         b"x-forwarded-proto",

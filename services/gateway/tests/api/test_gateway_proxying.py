@@ -124,6 +124,26 @@ async def test_a_clients_sampled_flag_is_decided_again_and_a_trusted_proxys_is_f
         assert bool(ours) is recorded, client_ip
 
 
+async def test_the_trace_context_is_sent_on_once_and_only_a_trusted_proxys_baggage(
+    make_gateway: GatewayFactory, upstream: TestUpstream
+) -> None:
+    trace_id = "6bf92f3577b34da6a3ce929d0e0e4736"
+    sent = {"tracestate": "vendor=opaque", "baggage": "role=admin"}
+    for client_ip, trusted, flags in (
+        ("203.0.113.9", (), "01"),  # recorded: the client-span instrumentation injects
+        ("10.1.2.3", ("10.0.0.0/8",), "00"),  # not recorded: the forwarding step adds it
+    ):
+        upstream.reset()
+        headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-{flags}", **sent}
+        async with make_gateway(client_ip=client_ip, trusted_proxies=trusted) as gw:
+            await gw.client.post("/api/v1/auth/logout", json={}, headers=headers)
+        received = upstream.received[0]
+        (traceparent,) = received.all("traceparent")
+        assert traceparent.split("-")[1] == trace_id
+        assert received.all("tracestate") == ["vendor=opaque"], client_ip
+        assert received.all("baggage") == (["role=admin"] if trusted else []), client_ip
+
+
 async def test_proxied_response_keeps_security_headers_and_drops_server(
     gateway: Gateway, tokens: Tokens
 ) -> None:
