@@ -42,7 +42,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -77,6 +77,7 @@ __all__ = [
     "instrument_redis",
     "instrument_sqlalchemy",
     "name_server_span",
+    "untraced",
     "untraced_client_headers",
 ]
 
@@ -512,6 +513,21 @@ def continue_trace(
                     yield span
     finally:
         otel_context.detach(token)
+
+
+def untraced() -> AbstractContextManager[None]:
+    """Background work that belongs to no request: no trace is started for it.
+
+    A loop that polls (the outbox relay's pass, its lag sample and purge)
+    would otherwise start a new trace for every SQL statement it runs, sampled
+    like a request: a steady stream of one-span traces that say nothing. A
+    span continued inside (:func:`continue_trace`, for work that carries a
+    trace, like publishing a stored event) records as usual: it starts from
+    the carried context, which holds no suppression.
+    """
+    if not _may_record():
+        return nullcontext()
+    return _suppressed_instrumentation()
 
 
 def add_trace_ids(

@@ -19,6 +19,7 @@ from emporium_kit.messaging.consumer import EventConsumer
 from emporium_kit.messaging.outbox import add_event
 from emporium_kit.messaging.relay import OutboxRelay
 from emporium_kit.settings import ServiceSettings
+from emporium_kit.tracing import continue_trace
 from emporium_testkit.tracing import span_recorder
 
 from .support import AMQP_URL, POSTGRES_URL, MessagingTables, wait_until
@@ -105,3 +106,34 @@ async def test_a_request_that_publishes_an_event_is_one_trace_to_its_consumer(
     assert publish.context is not None
     assert process.parent.span_id == publish.context.span_id
     assert handled[0].headers["traceparent"].split("-")[1] == CLIENT_TRACE
+
+
+async def test_a_running_relay_starts_no_trace_of_its_own_yet_publishes_in_the_stored_one(
+    tables: MessagingTables, routing_key: str
+) -> None:
+    recorder = span_recorder()  # records every new trace (parentbased_always_on)
+    engine = create_engine(DatabaseSettings(url=POSTGRES_URL), application_name="kit-trace-test")
+    sessions = create_session_factory(engine)
+    relay = OutboxRelay(engine, tables.outbox, AMQP_URL, poll_interval=0.02)
+    recorder.clear()
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # many idle passes: each one a SELECT
+        idle = [s for s in recorder.get_finished_spans() if s.context is not None]
+        async with sessions() as session, session.begin():
+            # Stored with the trace of the request that wrote it (none here: this one).
+            with continue_trace("write", {"traceparent": f"00-{CLIENT_TRACE}-00f067aa0ba902b7-01"},
+                                kind=SpanKind.SERVER):  # fmt: skip
+                await add_event(session, tables.outbox, routing_key, {"n": 2})
+        await wait_until(
+            lambda: any(s.name == f"{routing_key} publish" for s in recorder.get_finished_spans())
+        )
+    finally:
+        await relay.stop()
+        await running
+        await engine.dispose()
+
+    assert idle == []
+    publish = next(s for s in recorder.get_finished_spans() if s.name == f"{routing_key} publish")
+    assert publish.context is not None
+    assert format(publish.context.trace_id, "032x") == CLIENT_TRACE

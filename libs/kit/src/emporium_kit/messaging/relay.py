@@ -35,7 +35,7 @@ from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from emporium_kit.retrying import backoff_seconds
-from emporium_kit.tracing import SpanKind, continue_trace, current_trace_headers
+from emporium_kit.tracing import SpanKind, continue_trace, current_trace_headers, untraced
 
 from .broker import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -350,41 +350,43 @@ class OutboxRelay:
         pass_failures = 0
         self._log.info("outbox_relay_started")
         try:
-            while not self._stop_requested.is_set():
-                delay = self._poll_interval
-                await self._ensure_listening()
-                self._wake.clear()  # a notification from here on means another pass
-                pass_started = loop.time()
-                try:
-                    published = await self.publish_pending()
-                    if loop.time() >= next_lag_sample:
-                        await self.sample_lag()
-                        next_lag_sample = loop.time() + _LAG_SAMPLE_SECONDS
-                    if self._purge_interval is not None and loop.time() >= next_purge:
-                        await self.purge_published()
-                        next_purge = loop.time() + self._purge_interval
-                    pass_failures = 0
-                    if published >= self._batch_size:
-                        delay = 0.0
-                except Exception:
-                    pass_failures += 1
-                    self._failed_passes += 1
-                    delay = backoff_delay(
-                        pass_failures,
-                        base=max(self._poll_interval, 0.1),
-                        cap=self._reconnect_max_delay,
-                    )
-                    self._log.exception(
-                        "outbox_relay_pass_failed", failures=pass_failures, retry_in=delay
-                    )
-                if pass_failures:
-                    await self._sleep_unless_stopped(delay)
-                elif await self._wait_for_wake(delay):
-                    # Woken by a commit: not sooner than wake_min_interval after the
-                    # last pass, so that under load each pass takes a batch.
-                    await self._sleep_unless_stopped(
-                        pass_started + self._wake_min_interval - loop.time()
-                    )
+            # Polling is no request's work: only a published row's span is recorded.
+            with untraced():
+                while not self._stop_requested.is_set():
+                    delay = self._poll_interval
+                    await self._ensure_listening()
+                    self._wake.clear()  # a notification from here on means another pass
+                    pass_started = loop.time()
+                    try:
+                        published = await self.publish_pending()
+                        if loop.time() >= next_lag_sample:
+                            await self.sample_lag()
+                            next_lag_sample = loop.time() + _LAG_SAMPLE_SECONDS
+                        if self._purge_interval is not None and loop.time() >= next_purge:
+                            await self.purge_published()
+                            next_purge = loop.time() + self._purge_interval
+                        pass_failures = 0
+                        if published >= self._batch_size:
+                            delay = 0.0
+                    except Exception:
+                        pass_failures += 1
+                        self._failed_passes += 1
+                        delay = backoff_delay(
+                            pass_failures,
+                            base=max(self._poll_interval, 0.1),
+                            cap=self._reconnect_max_delay,
+                        )
+                        self._log.exception(
+                            "outbox_relay_pass_failed", failures=pass_failures, retry_in=delay
+                        )
+                    if pass_failures:
+                        await self._sleep_unless_stopped(delay)
+                    elif await self._wait_for_wake(delay):
+                        # Woken by a commit: not sooner than wake_min_interval after the
+                        # last pass, so that under load each pass takes a batch.
+                        await self._sleep_unless_stopped(
+                            pass_started + self._wake_min_interval - loop.time()
+                        )
         finally:
             await self.close()
             self._running = False
