@@ -246,11 +246,11 @@ class TraceContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        carrier = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in _TRACE_HEADERS
-        }
+        carrier: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name in _TRACE_HEADERS:
+                # The first of repeated headers, as the ASGI instrumentation takes it.
+                carrier.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         untrusted = bool(carrier) and self._caller_untrusted(scope)
         if untrusted:
             carrier.pop("baggage", None)
@@ -291,7 +291,7 @@ class TraceContextMiddleware:
             otel_context.detach(token)
 
     def _records(self, parent: otel_context.Context | None, trace_id: int, scope: Any) -> bool:
-        if self.sampler is None:  # the SDK's default: parentbased_always_on
+        if self.sampler is None:  # no provider of ours: the instrumentation decides
             return True
         decision = self.sampler.should_sample(
             parent, trace_id, str(scope.get("method", "HTTP")), SpanKind.SERVER
