@@ -66,9 +66,9 @@ class FastPath:
     """Requests under ``prefixes`` go to ``app`` behind the kit's middleware only.
 
     They skip FastAPI altogether: its error and exception middleware, its
-    native telemetry wrapper and its router. The gateway's route table is such a path: pure ASGI, it
-    answers its own 404, 405 and problems. Tracing is the generic ASGI
-    middleware (a server span per request, continuing ``traceparent``).
+    native telemetry wrapper and its router. The gateway's route table is such
+    a path: pure ASGI, it answers its own 404, 405 and problems. Tracing is the
+    same as FastAPI's stack has (:func:`~emporium_kit.tracing.instrument_asgi`).
     """
 
     prefixes: tuple[str, ...]
