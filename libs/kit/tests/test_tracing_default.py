@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
-from emporium_testkit.tracing import run_probe
+from emporium_testkit.processes import run_probe
 
 _PROGRAM = textwrap.dedent(
     """

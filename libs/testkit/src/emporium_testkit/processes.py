@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -90,3 +91,28 @@ async def serve_in_process(app: Any, port: int, **config: Any) -> AsyncIterator[
     finally:
         server.should_exit = True
         await task
+
+
+def run_probe(program: str, *args: str, **env: str) -> Any:
+    """Runs ``program`` in a fresh interpreter and returns what it printed after ``PROBE ``.
+
+    For tests of what a process does as a whole: which modules it loads, how it
+    sets tracing up (a process installs its tracer provider once, so each
+    configuration needs its own interpreter). The environment is this one's
+    without any ``OTEL_`` variable (the program's tracing is its own), plus
+    ``env``. ``program`` prints one line ``PROBE <json>``; a failure shows the
+    end of its stderr.
+    """
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment.update(env)
+    done = subprocess.run(  # noqa: S603 - the test's own program
+        [sys.executable, "-c", program, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = (line for line in done.stdout.splitlines() if line.startswith("PROBE "))
+    return json.loads(line.removeprefix("PROBE "))

@@ -7,15 +7,14 @@ proves it for the running process, where a kit part imported by a package
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import uuid
 
+from emporium_testkit.processes import run_probe
+
 _PROGRAM = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, json, sys
     from asgi_lifespan import LifespanManager
     from gateway.main import app_from_environment
 
@@ -29,30 +28,19 @@ _PROGRAM = textwrap.dedent(
         if name.split(".")[0] in {"sqlalchemy", "asyncpg", "alembic"}
         or name.startswith("emporium_kit.database")
     )
-    print("LOADED:" + ",".join(loaded))
-    print("AIO_PIKA:" + str("aio_pika" in sys.modules))
+    print("PROBE " + json.dumps({"loaded": loaded, "aio_pika": "aio_pika" in sys.modules}))
     """
 )
 
 
 def test_a_started_gateway_has_loaded_no_database_library() -> None:
-    env = {
-        **os.environ,
-        "GATEWAY_REDIS_KEY_PREFIX": f"gw-test-{uuid.uuid4().hex}:",
-        "GATEWAY_USERS_URL": "http://127.0.0.1:9",  # nothing there: warm-up fails softly
-        "LOG_JSON": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _PROGRAM],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    seen = run_probe(
+        _PROGRAM,
+        GATEWAY_REDIS_KEY_PREFIX=f"gw-test-{uuid.uuid4().hex}:",
+        GATEWAY_USERS_URL="http://127.0.0.1:9",  # nothing there: warm-up fails softly
+        LOG_JSON="false",
+        LOG_LEVEL="WARNING",
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
-    assert lines["LOADED"] == ""
+    assert seen["loaded"] == []
     # It did start its parts: the cache listener is on the kit's broker.
-    assert lines["AIO_PIKA"] == "True"
+    assert seen["aio_pika"] is True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import textwrap
 
-from emporium_testkit.tracing import run_probe
+from emporium_testkit.processes import run_probe
 
 _PROGRAM = textwrap.dedent(
     """
