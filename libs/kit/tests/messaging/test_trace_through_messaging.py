@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -137,3 +138,17 @@ async def test_a_running_relay_starts_no_trace_of_its_own_yet_publishes_in_the_s
     publish = next(s for s in recorder.get_finished_spans() if s.name == f"{routing_key} publish")
     assert publish.context is not None
     assert format(publish.context.trace_id, "032x") == CLIENT_TRACE
+
+
+def test_work_continued_from_a_trace_not_sampled_runs_with_instrumentation_suppressed() -> None:
+    span_recorder()  # parent-based: a carried "not sampled" is followed
+    carried = {
+        flags: {"traceparent": f"00-{CLIENT_TRACE}-00f067aa0ba902b7-{flags}"}
+        for flags in ("00", "01")
+    }
+    with continue_trace("handle", carried["00"], kind=SpanKind.CONSUMER) as span:
+        assert not span.is_recording()
+        assert not is_instrumentation_enabled()  # its SQL would build spans for nothing
+    with continue_trace("handle", carried["01"], kind=SpanKind.CONSUMER) as span:
+        assert span.is_recording()
+        assert is_instrumentation_enabled()
